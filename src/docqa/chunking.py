@@ -1,0 +1,201 @@
+"""Cleaned blocks -> section-aware chunks. Pure functions, no I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from docqa.cleaning import OffsetMap, split_blocks
+from docqa.models import Block, Chunk, Document
+
+INTRODUCTION = "Introduction"
+# A sentence ends at . ! or ? (maybe followed by closing quotes or brackets), then space,
+# then something that can start a sentence.
+_SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*\s+(?=[\"“‘(\[]?[A-Z0-9])")
+_ABBREVIATION = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|St|No|Art|vs|etc|e\.g|i\.e|cf)|\b[A-Z])\.$")
+
+
+@dataclass(frozen=True)
+class ChunkSettings:
+    """How passages are sized: packed to `target_chars`, never above `max_chars`."""
+
+    target_chars: int = 500
+    max_chars: int = 800
+    min_chars: int = 120
+
+    def describe(self) -> dict[str, int]:
+        """The settings as recorded in the index manifest."""
+        return {
+            "target_chars": self.target_chars,
+            "max_chars": self.max_chars,
+            "min_chars": self.min_chars,
+        }
+
+
+@dataclass
+class _Piece:
+    """A span of one block's text that will become (part of) a chunk."""
+
+    block: Block
+    start: int
+    end: int
+    sentences: list[tuple[int, int]]
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+def split_sentences(text: str, max_chars: int) -> list[tuple[int, int]]:
+    """Sentence spans of `text`; a sentence longer than `max_chars` is cut at spaces."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    for match in _SENTENCE_END.finditer(text):
+        end = match.start() + len(match.group().rstrip())
+        if _ABBREVIATION.search(text[start:end]):
+            continue
+        spans.append((start, end))
+        start = match.end()
+    if start < len(text):
+        spans.append((start, len(text)))
+    return [piece for span in spans for piece in _cut_long(text, span, max_chars)]
+
+
+def _cut_long(text: str, span: tuple[int, int], max_chars: int) -> Iterator[tuple[int, int]]:
+    start, end = span
+    while end - start > max_chars:
+        cut = text.rfind(" ", start + 1, start + max_chars)
+        cut = cut if cut > start else start + max_chars
+        yield start, cut
+        start = cut + 1 if text[cut] == " " else cut
+    if end > start:
+        yield start, end
+
+
+def split_sections(blocks: list[Block]) -> list[tuple[str, list[Block]]]:
+    """Group blocks under their headings; text before the first heading is the introduction."""
+    sections: list[tuple[str, list[Block]]] = []
+    title, body = INTRODUCTION, []
+    for block in blocks:
+        if block.kind == "heading":
+            if body:
+                sections.append((title, body))
+            title, body = block.text, []
+        else:
+            body.append(block)
+    if body:
+        sections.append((title, body))
+    return sections
+
+
+def pack_block(block: Block, settings: ChunkSettings) -> list[_Piece]:
+    """Split one block at sentence boundaries into pieces near the target size."""
+    sentences = split_sentences(block.text, settings.max_chars)
+    pieces: list[_Piece] = []
+    current: list[tuple[int, int]] = []
+    for sentence in sentences:
+        size = sentence[1] - current[0][0] if current else 0
+        if current and (
+            size > settings.max_chars or current[-1][1] - current[0][0] >= settings.target_chars
+        ):
+            pieces.append(_Piece(block, current[0][0], current[-1][1], current))
+            current = []
+        current.append(sentence)
+    if current:
+        pieces.append(_Piece(block, current[0][0], current[-1][1], current))
+    return pieces
+
+
+def group_pieces(blocks: list[Block], settings: ChunkSettings) -> list[list[_Piece]]:
+    """Pieces of a section, short paragraphs merged with their neighbour; entries alone."""
+    groups: list[list[_Piece]] = []
+    for block in blocks:
+        for piece in pack_block(block, settings):
+            previous = groups[-1] if groups else None
+            mergeable = (
+                previous is not None
+                and block.kind == "paragraph"
+                and previous[-1].block.kind == "paragraph"
+                and (
+                    piece.size < settings.min_chars
+                    or sum(p.size for p in previous) < settings.min_chars
+                )
+                and sum(p.size for p in previous) + piece.size <= settings.max_chars
+            )
+            if mergeable and previous is not None:
+                previous.append(piece)
+            else:
+                groups.append([piece])
+    return groups
+
+
+def make_chunk(document: str, section: str, ordinal: int, pieces: list[_Piece]) -> Chunk:
+    """Join pieces into a chunk with its sentence spans and offsets into the document."""
+    parts: list[str] = []
+    sentences: list[tuple[int, int]] = []
+    offsets: list[tuple[int, int]] = []
+    length = 0
+    for piece in pieces:
+        if parts:
+            parts.append("\n")
+            length += 1
+        mapping = OffsetMap(list(piece.block.offsets))
+        offsets.extend(_local_offsets(piece, mapping, length))
+        sentences.extend(
+            (s - piece.start + length, e - piece.start + length) for s, e in piece.sentences
+        )
+        parts.append(piece.block.text[piece.start : piece.end])
+        length += piece.size
+    text = "".join(parts)
+    first, last = pieces[0], pieces[-1]
+    start = OffsetMap(list(first.block.offsets))(first.start)
+    end = OffsetMap(list(last.block.offsets))(last.end - 1) + 1
+    digest = hashlib.sha1(f"{document}\x00{section}\x00{text}".encode()).hexdigest()[:16]
+    return Chunk(
+        digest, document, section, ordinal, start, end, text, tuple(sentences), tuple(offsets)
+    )
+
+
+def _local_offsets(piece: _Piece, mapping: OffsetMap, base: int) -> list[tuple[int, int]]:
+    """Offset pairs of a piece, re-based to the piece's position inside the chunk text."""
+    pairs = [(base, mapping(piece.start))]
+    for clean, original in zip(mapping.clean, mapping.original, strict=True):
+        if piece.start < clean < piece.end:
+            pairs.append((clean - piece.start + base, original))
+    return pairs
+
+
+def chunk_document(document: Document, settings: ChunkSettings) -> list[Chunk]:
+    """Split a document into chunks that never cross a heading."""
+    chunks: list[Chunk] = []
+    seen: dict[str, int] = {}
+    for section, blocks in split_sections(split_blocks(document.text)):
+        for pieces in group_pieces(blocks, settings):
+            chunk = make_chunk(document.name, section, len(chunks), pieces)
+            repeats = seen.get(chunk.id, 0)
+            seen[chunk.id] = repeats + 1
+            if repeats:  # the same text twice in one section: keep ids unique and stable
+                chunk = _with_id(chunk, f"{chunk.id[:13]}-{repeats:02d}")
+            chunks.append(chunk)
+    return chunks
+
+
+def _with_id(chunk: Chunk, chunk_id: str) -> Chunk:
+    return Chunk(
+        chunk_id,
+        chunk.document,
+        chunk.section,
+        chunk.ordinal,
+        chunk.start,
+        chunk.end,
+        chunk.text,
+        chunk.sentences,
+        chunk.offsets,
+    )
+
+
+def map_to_document(chunk: Chunk, position: int) -> int:
+    """The position in the original document of a position in the chunk's text."""
+    return OffsetMap(list(chunk.offsets))(position)

@@ -1,0 +1,47 @@
+"""Settings, read from the environment (prefix DOCQA_) or given directly."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything docqa can be told: paths, model, retrieval and service limits."""
+
+    model_config = SettingsConfigDict(env_prefix="DOCQA_", extra="ignore")
+
+    corpus_dir: Path = Path("corpus")
+    index_dir: Path = Path("index")
+    model: str = "all-MiniLM-L6-v2"
+    auto_rebuild: bool = True
+    """Rebuild a missing or stale index on load instead of refusing it."""
+
+    chunk_target_chars: int = Field(500, ge=50)
+    chunk_max_chars: int = Field(800, ge=100)
+    chunk_min_chars: int = Field(120, ge=0)
+
+    k: int = Field(5, ge=1, le=50)
+    candidates: int = Field(20, ge=1, le=200)
+    fusion: Literal["rrf", "score"] = "rrf"
+    rrf_k: int = Field(60, ge=1)
+    abstain_below: float = Field(0.5, ge=0.0, le=1.0)
+    """Confidence under which the answer says the document does not cover the question."""
+    answer_max_chars: int = Field(300, ge=50)
+    encoder_threads: int = Field(0, ge=0)
+    """onnxruntime intra-op threads for query encoding; 0 lets onnxruntime choose."""
+
+    max_question_chars: int = Field(2000, ge=1)
+    max_conversations: int = Field(1000, ge=1)
+    conversation_ttl_s: float = Field(3600.0, gt=0)
+    max_turns: int = Field(20, ge=1)
+
+    api_key: str | None = None
+    cors_origins: list[str] = []
+    rate_limit_per_minute: int = Field(0, ge=0)
+    """Requests per client per minute; 0 turns the limit off."""
+    log_message_text: bool = True
+    max_body_bytes: int = Field(64_000, ge=1024)

@@ -1,0 +1,113 @@
+"""Follow-up questions and the bounded store of conversations."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import threading
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+
+# Words that lean on an earlier turn: pronouns, demonstratives and "what about"-style openers.
+_LEANING = re.compile(
+    r"\b(it|its|it's|they|them|their|theirs|this|that|these|those|he|him|his|she|her|there|"
+    r"the same|the latter|the former|such)\b|^\s*(and|also|what about|how about|then|so)\b",
+    re.IGNORECASE,
+)
+_CONTENT = re.compile(r"[A-Za-z][A-Za-z-]{2,}|\d+")
+_QUESTION_WORDS = frozenset(
+    ["what", "when", "where", "which", "who", "whom", "whose", "why", "how", "does", "did", "do", "was", "were", "is", "are", "has", "have", "had", "can", "could", "would", "should", "will", "the", "and", "about", "tell", "more", "also", "then"]
+)
+
+
+class ConversationNotFoundError(Exception):
+    """The conversation id is unknown or has expired."""
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One question of a conversation and the query that was searched for it."""
+
+    question: str
+    query: str
+    standalone: bool
+
+
+@dataclass
+class Conversation:
+    """The last turns of one conversation."""
+
+    id: str
+    turns: deque[Turn]
+    last_used: float = field(default_factory=time.monotonic)
+
+
+def is_follow_up(question: str, history: list[Turn]) -> bool:
+    """A question leans on earlier turns when it uses a pronoun or names almost nothing."""
+    if not history:
+        return False
+    if _LEANING.search(question):
+        return True
+    content = [w for w in _CONTENT.findall(question) if w.lower() not in _QUESTION_WORDS]
+    return len(content) <= 1
+
+
+def resolve_query(question: str, history: list[Turn]) -> tuple[str, bool]:
+    """The query to search: a follow-up is joined to the last self-contained question."""
+    if not is_follow_up(question, history):
+        return question, True
+    topic = next((t.question for t in reversed(history) if t.standalone), history[-1].question)
+    return f"{topic} {question}", False
+
+
+class ConversationStore:
+    """At most `capacity` conversations (least recently used dropped first), each kept for
+    `ttl_s` seconds after its last use and holding its last `max_turns` turns."""
+
+    def __init__(self, capacity: int, ttl_s: float, max_turns: int) -> None:
+        self.capacity = capacity
+        self.ttl_s = ttl_s
+        self.max_turns = max_turns
+        self._items: OrderedDict[str, Conversation] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def start(self) -> Conversation:
+        """A new, empty conversation."""
+        conversation = Conversation(secrets.token_urlsafe(16), deque(maxlen=self.max_turns))
+        with self._lock:
+            self._expire()
+            self._items[conversation.id] = conversation
+            while len(self._items) > self.capacity:
+                self._items.popitem(last=False)
+        return conversation
+
+    def get(self, conversation_id: str) -> Conversation:
+        """The conversation with this id; raises ConversationNotFoundError if gone."""
+        with self._lock:
+            self._expire()
+            conversation = self._items.get(conversation_id)
+            if conversation is None:
+                raise ConversationNotFoundError(
+                    f"conversation {conversation_id[:64]!r} is unknown or has expired: "
+                    "send the message without a conversation_id to start a new one"
+                )
+            conversation.last_used = time.monotonic()
+            self._items.move_to_end(conversation_id)
+            return conversation
+
+    def add_turn(self, conversation: Conversation, turn: Turn) -> None:
+        """Record a turn (the oldest turns drop off beyond max_turns)."""
+        with self._lock:
+            conversation.turns.append(turn)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        while self._items:
+            oldest = next(iter(self._items.values()))
+            if now - oldest.last_used <= self.ttl_s:
+                break
+            self._items.popitem(last=False)

@@ -1,0 +1,86 @@
+"""The question-answering engine: one object that the CLI, the API and the evaluation share."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from docqa.answering import compose_answer
+from docqa.config import Settings
+from docqa.conversation import Turn, resolve_query
+from docqa.embedding import Embedder
+from docqa.index import Index, Notify, open_index
+from docqa.models import Answer
+from docqa.retrieval import Retrieval, search
+
+
+class QuestionError(ValueError):
+    """The question or its options are not acceptable (empty, too long, k out of range)."""
+
+
+@dataclass
+class Engine:
+    """A loaded index and query encoder, ready to answer questions."""
+
+    index: Index
+    embedder: Embedder
+    settings: Settings
+
+    @classmethod
+    def load(cls, settings: Settings, notify: Notify | None = None) -> Engine:
+        """Open (building if needed) the index and load its ONNX query encoder."""
+        from docqa.embedding import OnnxEmbedder
+
+        index = open_index(settings, notify)
+        embedder = OnnxEmbedder(
+            index.path / "encoder", intra_op_num_threads=settings.encoder_threads
+        )
+        return cls(index, embedder, settings)
+
+    def check(self, question: str, k: int | None) -> int:
+        """Validate a question and k; returns the k to use."""
+        if not question or not question.strip():
+            raise QuestionError("the question is empty: type a question about the document")
+        if len(question) > self.settings.max_question_chars:
+            raise QuestionError(
+                f"the question is {len(question)} characters long; the limit is "
+                f"{self.settings.max_question_chars}"
+            )
+        k = self.settings.k if k is None else k
+        if not 1 <= k <= 50:
+            raise QuestionError(f"k must be between 1 and 50, got {k}")
+        return k
+
+    def search(self, query: str, k: int | None = None, mode: str = "hybrid") -> Retrieval:
+        """The ranked passages for a query, without an answer."""
+        k = self.check(query, k)
+        return search(self.index, self.embedder, query.strip(), k, self.settings, mode)
+
+    def ask(self, question: str, k: int | None = None, history: list[Turn] | None = None) -> Answer:
+        """Answer a question, using earlier turns when it is a follow-up."""
+        started = time.perf_counter()
+        k = self.check(question, k)
+        query, _ = resolve_query(question.strip(), history or [])
+        retrieval = search(self.index, self.embedder, query, k, self.settings)
+        clock = time.perf_counter()
+        text, answered, confidence, citations = compose_answer(
+            self.index,
+            retrieval.hits,
+            retrieval.query_vector,
+            question,
+            retrieval.query_tokens,
+            self.settings,
+        )
+        timings = dict(retrieval.timings_ms)
+        timings["answer"] = (time.perf_counter() - clock) * 1000.0
+        timings["total"] = (time.perf_counter() - started) * 1000.0
+        return Answer(
+            question,
+            text,
+            answered,
+            round(confidence, 4),
+            tuple(retrieval.hits),
+            tuple(citations),
+            {name: round(ms, 3) for name, ms in timings.items()},
+            query,
+        )

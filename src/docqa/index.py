@@ -1,0 +1,384 @@
+"""Build, save, load and check the index: FAISS vectors, BM25, chunks and the manifest.
+
+Layout of the index folder:
+
+    index/CURRENT            name of the build folder in use (replaced atomically)
+    index/build-<stamp>/     manifest.json, chunks.jsonl, dense.faiss, sentences.npy,
+                             lexical/ (bm25s), encoder/ (ONNX query encoder)
+    index/.tmp-*/            a build in progress; never read, removed by the next build
+    index/.lock              held while a build runs, so two builds never interleave
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import json
+import os
+import re
+import shutil
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from docqa.chunking import ChunkSettings, chunk_document
+from docqa.config import Settings
+from docqa.corpus import hash_corpus, read_corpus
+from docqa.models import Chunk
+
+FORMAT_VERSION = 1
+HNSW_FROM = 200_000
+"""Up to this many chunks exact (flat) search is fast enough; above it HNSW is used."""
+_TOKEN = re.compile(r"\w+")
+# Common English function words: they carry no evidence for BM25 and inflate its scores.
+STOPWORDS = frozenset(
+    ["a", "about", "above", "after", "again", "against", "all", "am", "an", "and", "any", "are", "as", "at", "be", "because", "been", "before", "being", "below", "between", "both", "but", "by", "can", "could", "did", "do", "does", "doing", "down", "during", "each", "few", "for", "from", "further", "had", "has", "have", "having", "he", "her", "here", "hers", "him", "his", "how", "i", "if", "in", "into", "is", "it", "its", "itself", "just", "me", "more", "most", "my", "no", "nor", "not", "now", "of", "off", "on", "once", "only", "or", "other", "our", "out", "over", "own", "same", "she", "should", "so", "some", "such", "than", "that", "the", "their", "theirs", "them", "then", "there", "these", "they", "this", "those", "through", "to", "too", "under", "until", "up", "very", "was", "we", "were", "what", "when", "where", "which", "while", "who", "whom", "why", "will", "with", "would", "you", "your", "tell", "me", "please"]
+)
+
+Notify = Callable[[str], None]
+
+
+class IndexError_(Exception):
+    """Base of the index errors (named with a trailing underscore: IndexError is builtin)."""
+
+
+class IndexMissingError(IndexError_):
+    """No index has been built yet."""
+
+
+class IndexStaleError(IndexError_):
+    """The index does not match the corpus or the settings."""
+
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason or message
+
+
+class IndexCorruptError(IndexError_):
+    """An index file is missing, truncated or unreadable."""
+
+
+@dataclass
+class Index:
+    """Everything retrieval needs, loaded in memory."""
+
+    chunks: list[Chunk]
+    dense: Any  # faiss.Index over normalised chunk vectors (inner product = cosine)
+    lexical: Any  # bm25s.BM25 over the chunks' stemmed tokens
+    sentence_vectors: np.ndarray
+    sentence_starts: np.ndarray  # chunk i owns rows sentence_starts[i]:sentence_starts[i + 1]
+    manifest: dict[str, Any]
+    path: Path
+    row_of: dict[str, int] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.row_of = {chunk.id: row for row, chunk in enumerate(self.chunks)}
+
+
+def chunk_settings(settings: Settings) -> ChunkSettings:
+    """The chunker settings from the global settings."""
+    return ChunkSettings(
+        settings.chunk_target_chars, settings.chunk_max_chars, settings.chunk_min_chars
+    )
+
+
+@functools.cache
+def _stemmer() -> Any:
+    import Stemmer
+
+    return Stemmer.Stemmer("english")
+
+
+def tokenize(texts: list[str]) -> list[list[str]]:
+    """Lowercased, stemmed word tokens without stopwords, for BM25."""
+    stemmer = _stemmer()
+    return [
+        stemmer.stemWords([t for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS])
+        for text in texts
+    ]
+
+
+def embedding_text(chunk: Chunk) -> str:
+    """What is embedded for a chunk: its section title gives the passage context."""
+    return f"{chunk.section.title()}: {chunk.text}"
+
+
+def make_dense_index(vectors: np.ndarray) -> Any:
+    """Exact inner-product search for small corpora, HNSW for large ones."""
+    import faiss
+
+    dimension = vectors.shape[1]
+    if len(vectors) <= HNSW_FROM:
+        index = faiss.IndexFlatIP(dimension)
+    else:
+        index = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efConstruction = 80
+        index.hnsw.efSearch = 96
+    index.add(vectors)
+    return index
+
+
+def manifest_for(
+    settings: Settings, corpus: dict[str, str], dimension: int, kind: str
+) -> dict[str, Any]:
+    """The manifest recorded with a build: what it was built from and how."""
+    return {
+        "format_version": FORMAT_VERSION,
+        "model": settings.model,
+        "dimension": dimension,
+        "chunker": chunk_settings(settings).describe(),
+        "documents": corpus,
+        "dense_index": kind,
+        "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+
+
+def stale_reasons(
+    manifest: dict[str, Any], settings: Settings, corpus: dict[str, str]
+) -> list[str]:
+    """Why an index no longer fits the corpus and settings; empty when it fits."""
+    reasons = []
+    if manifest.get("format_version") != FORMAT_VERSION:
+        reasons.append(
+            f"it has format {manifest.get('format_version')}, this docqa reads {FORMAT_VERSION}"
+        )
+    if manifest.get("model") != settings.model:
+        reasons.append(
+            f"it was built with model {manifest.get('model')}, settings ask for {settings.model}"
+        )
+    if manifest.get("chunker") != chunk_settings(settings).describe():
+        reasons.append("it was built with other chunk sizes")
+    built = manifest.get("documents", {})
+    for name in sorted(set(built) | set(corpus)):
+        if name not in corpus:
+            reasons.append(f"{name} was removed from the corpus")
+        elif name not in built:
+            reasons.append(f"{name} was added to the corpus")
+        elif built[name] != corpus[name]:
+            reasons.append(f"{name} has changed")
+    return reasons
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
+
+
+def _chunk_record(chunk: Chunk) -> dict[str, Any]:
+    return {
+        "id": chunk.id,
+        "document": chunk.document,
+        "section": chunk.section,
+        "ordinal": chunk.ordinal,
+        "start": chunk.start,
+        "end": chunk.end,
+        "text": chunk.text,
+        "sentences": chunk.sentences,
+        "offsets": chunk.offsets,
+    }
+
+
+def _chunk_from(record: dict[str, Any]) -> Chunk:
+    return Chunk(
+        record["id"],
+        record["document"],
+        record["section"],
+        record["ordinal"],
+        record["start"],
+        record["end"],
+        record["text"],
+        tuple(tuple(s) for s in record["sentences"]),  # type: ignore[misc]
+        tuple(tuple(o) for o in record["offsets"]),  # type: ignore[misc]
+    )
+
+
+@contextlib.contextmanager
+def build_lock(index_dir: Path) -> Iterator[None]:
+    """Hold the index folder's lock: a second build waits for the first to finish."""
+    index_dir.mkdir(parents=True, exist_ok=True)
+    with open(index_dir / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_build(settings: Settings, folder: Path, progress: bool) -> dict[str, Any]:
+    """Chunk, embed and index the corpus into `folder`; returns the manifest."""
+    import faiss
+
+    from docqa.embedding import OnnxEmbedder, export_onnx, resolve_model_path
+
+    corpus = hash_corpus(settings.corpus_dir)
+    documents = read_corpus(settings.corpus_dir)
+    chunks = [c for d in documents for c in chunk_document(d, chunk_settings(settings))]
+    if not chunks:
+        raise IndexStaleError(f"the corpus in {settings.corpus_dir} has no text to index")
+    export_onnx(resolve_model_path(settings.model), folder / "encoder")
+    embedder = OnnxEmbedder(folder / "encoder")
+    vectors = embed_all(embedder, [embedding_text(c) for c in chunks], progress, "passages")
+    sentences = [c.text[s:e] for c in chunks for s, e in c.sentences]
+    sentence_vectors = embed_all(embedder, sentences, progress, "sentences")
+    starts = np.cumsum([0] + [len(c.sentences) for c in chunks]).astype(np.int64)
+    dense = make_dense_index(vectors)
+    faiss.write_index(dense, str(folder / "dense.faiss"))
+    np.save(folder / "sentences.npy", sentence_vectors)
+    np.save(folder / "sentence_starts.npy", starts)
+    _write_lexical(folder / "lexical", chunks)
+    with open(folder / "chunks.jsonl", "w", encoding="utf-8") as handle:
+        for chunk in chunks:
+            handle.write(json.dumps(_chunk_record(chunk), ensure_ascii=False) + "\n")
+    kind = "flat" if len(chunks) <= HNSW_FROM else "hnsw"
+    manifest = manifest_for(settings, corpus, int(vectors.shape[1]), kind)
+    manifest["chunks"] = len(chunks)
+    _write_json(folder / "manifest.json", manifest)
+    return manifest
+
+
+def embed_all(embedder: Any, texts: list[str], progress: bool, label: str) -> np.ndarray:
+    """Embed texts in batches, with a progress bar when asked."""
+    from tqdm import tqdm
+
+    batch = 256
+    parts = [
+        embedder.embed(texts[i : i + batch])
+        for i in tqdm(
+            range(0, len(texts), batch),
+            desc=f"embedding {label}",
+            unit="batch",
+            disable=not progress,
+        )
+    ]
+    return np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), np.float32)
+
+
+def _write_lexical(folder: Path, chunks: list[Chunk]) -> None:
+    import bm25s
+
+    retriever = bm25s.BM25()
+    retriever.index(tokenize([f"{c.section} {c.text}" for c in chunks]), show_progress=False)
+    retriever.save(str(folder))
+
+
+def build_index(settings: Settings, progress: bool = False, force: bool = True) -> Path:
+    """Build the index in a temporary folder and switch to it atomically."""
+    index_dir = settings.index_dir
+    with build_lock(index_dir):
+        if not force and current_build(index_dir) is not None:
+            with contextlib.suppress(IndexError_):
+                check_index(settings)
+                return current_build(index_dir)  # type: ignore[return-value]
+        for leftover in index_dir.glob(".tmp-*"):
+            shutil.rmtree(leftover, ignore_errors=True)
+        temporary = index_dir / f".tmp-{os.getpid()}-{time.time_ns()}"
+        temporary.mkdir()
+        try:
+            write_build(settings, temporary, progress)
+        except BaseException:
+            shutil.rmtree(temporary, ignore_errors=True)
+            raise
+        final = index_dir / f"build-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9:09d}"
+        os.rename(temporary, final)
+        _point_to(index_dir, final.name)
+        _remove_old_builds(index_dir, keep=final.name)
+        return final
+
+
+def _point_to(index_dir: Path, name: str) -> None:
+    pointer = index_dir / f".CURRENT-{os.getpid()}"
+    pointer.write_text(name + "\n", encoding="utf-8")
+    with open(pointer) as handle:
+        os.fsync(handle.fileno())
+    os.replace(pointer, index_dir / "CURRENT")
+
+
+def _remove_old_builds(index_dir: Path, keep: str) -> None:
+    for old in index_dir.glob("build-*"):
+        if old.name != keep:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+def current_build(index_dir: Path) -> Path | None:
+    """The build folder in use, or None when no index was ever built."""
+    pointer = index_dir / "CURRENT"
+    if not pointer.is_file():
+        return None
+    folder = index_dir / pointer.read_text(encoding="utf-8").strip()
+    if not folder.name.startswith("build-") or not folder.is_dir():
+        raise IndexCorruptError(f"{pointer} names a build folder that is missing")
+    return folder
+
+
+def read_manifest(folder: Path) -> dict[str, Any]:
+    """The manifest of a build folder."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise IndexCorruptError(f"{folder / 'manifest.json'} is unreadable: {error}") from error
+    if not isinstance(manifest, dict):
+        raise IndexCorruptError(f"{folder / 'manifest.json'} is not a manifest")
+    return manifest
+
+
+def check_index(settings: Settings) -> Path:
+    """The current build folder if it fits the corpus and settings; raises otherwise."""
+    folder = current_build(settings.index_dir)
+    if folder is None:
+        raise IndexMissingError(f"no index in {settings.index_dir} yet (run `docqa index`)")
+    reasons = stale_reasons(read_manifest(folder), settings, hash_corpus(settings.corpus_dir))
+    if reasons:
+        reason = f"the index in {settings.index_dir} is stale: {'; '.join(reasons)}"
+        raise IndexStaleError(f"{reason}. Run `docqa index --force` to rebuild it", reason)
+    return folder
+
+
+def load_build(folder: Path) -> Index:
+    """Load a build folder into memory; raises IndexCorruptError on damaged files."""
+    import bm25s
+    import faiss
+
+    manifest = read_manifest(folder)
+    try:
+        with open(folder / "chunks.jsonl", encoding="utf-8") as handle:
+            chunks = [_chunk_from(json.loads(line)) for line in handle]
+        dense = faiss.read_index(str(folder / "dense.faiss"))
+        lexical = bm25s.BM25.load(str(folder / "lexical"))
+        sentence_vectors = np.load(folder / "sentences.npy")
+        starts = np.load(folder / "sentence_starts.npy")
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError) as error:
+        raise IndexCorruptError(f"the index in {folder} is damaged ({error})") from error
+    expected = manifest.get("chunks")
+    counts = {len(chunks), dense.ntotal, expected, len(starts) - 1, lexical.scores["num_docs"]}
+    if len(counts) != 1:
+        raise IndexCorruptError(
+            f"the index in {folder} is damaged: its parts disagree on the chunk count"
+        )
+    if starts[-1] != len(sentence_vectors) or dense.d != manifest.get("dimension"):
+        raise IndexCorruptError(
+            f"the index in {folder} is damaged: its vectors do not match its chunks"
+        )
+    return Index(chunks, dense, lexical, sentence_vectors, starts, manifest, folder)
+
+
+def open_index(settings: Settings, notify: Notify | None = None) -> Index:
+    """Load the index, rebuilding it first when it is missing, stale or damaged.
+
+    With `settings.auto_rebuild` off, a missing or stale index is refused with a message
+    that says how to rebuild it.
+    """
+    try:
+        return load_build(check_index(settings))
+    except IndexError_ as problem:
+        if not settings.auto_rebuild:
+            raise
+        if notify:
+            notify(
+                f"{problem.reason if isinstance(problem, IndexStaleError) else problem}: building it now"
+            )
+        build_index(settings, progress=False)
+        return load_build(check_index(settings))

@@ -1,0 +1,81 @@
+"""The data that flows through docqa: documents, chunks, hits and answers. No logic."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Document:
+    """A corpus file: its name (path relative to the corpus folder) and raw text."""
+
+    name: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Block:
+    """A cleaned paragraph or heading, with the span it covers in the original text."""
+
+    kind: str  # "heading" | "paragraph" | "entry" (a dated timeline entry)
+    text: str
+    start: int
+    end: int
+    offsets: tuple[int, ...] = field(repr=False, compare=False)
+    """Original-text position of each character of `text`."""
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """A passage that is indexed and cited: never crosses a section heading."""
+
+    id: str
+    document: str
+    section: str
+    ordinal: int
+    start: int
+    end: int
+    text: str
+    sentences: tuple[tuple[int, int], ...] = ()
+    """Sentence spans as (start, end) offsets into `text`."""
+    offsets: tuple[tuple[int, int], ...] = field(default=(), repr=False, compare=False)
+    """(position in `text`, position in the original document) where each piece starts."""
+
+
+@dataclass(frozen=True)
+class Hit:
+    """A retrieved chunk with its fused score and the rankings it came from."""
+
+    chunk: Chunk
+    rank: int
+    score: float
+    dense_score: float
+    lexical_score: float
+
+
+@dataclass(frozen=True)
+class Citation:
+    """An answer sentence: the hit it came from and its span in the chunk and document."""
+
+    rank: int
+    chunk_id: str
+    text: str
+    start: int
+    end: int
+    document_start: int
+    document_end: int
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The reply to one question: short text, whether it is answered, and its evidence."""
+
+    question: str
+    text: str
+    answered: bool
+    confidence: float
+    hits: tuple[Hit, ...]
+    citations: tuple[Citation, ...]
+    timings_ms: dict[str, float]
+    query: str = ""
+    """The query actually searched (differs from `question` for follow-ups)."""
