@@ -9,6 +9,8 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
+from docqa.models import DocqaError
+
 # Words that lean on an earlier turn: pronouns, demonstratives and "what about"-style openers.
 _LEANING = re.compile(
     r"\b(it|its|it's|they|them|their|theirs|this|that|these|those|he|him|his|she|her|there|"
@@ -17,11 +19,43 @@ _LEANING = re.compile(
 )
 _CONTENT = re.compile(r"[A-Za-z][A-Za-z-]{2,}|\d+")
 _QUESTION_WORDS = frozenset(
-    ["what", "when", "where", "which", "who", "whom", "whose", "why", "how", "does", "did", "do", "was", "were", "is", "are", "has", "have", "had", "can", "could", "would", "should", "will", "the", "and", "about", "tell", "more", "also", "then"]
+    [
+        "what",
+        "when",
+        "where",
+        "which",
+        "who",
+        "whom",
+        "whose",
+        "why",
+        "how",
+        "does",
+        "did",
+        "do",
+        "was",
+        "were",
+        "is",
+        "are",
+        "has",
+        "have",
+        "had",
+        "can",
+        "could",
+        "would",
+        "should",
+        "will",
+        "the",
+        "and",
+        "about",
+        "tell",
+        "more",
+        "also",
+        "then",
+    ]
 )
 
 
-class ConversationNotFoundError(Exception):
+class ConversationNotFoundError(DocqaError):
     """The conversation id is unknown or has expired."""
 
 

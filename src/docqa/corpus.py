@@ -5,12 +5,12 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
-from docqa.models import Document
+from docqa.models import DocqaError, Document
 
 SUFFIXES = (".txt", ".md")
 
 
-class CorpusError(Exception):
+class CorpusError(DocqaError):
     """The corpus folder is missing, empty or holds a file that cannot be read."""
 
 

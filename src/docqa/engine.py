@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import Any
 
 from docqa.answering import compose_answer
 from docqa.config import Settings
 from docqa.conversation import Turn, resolve_query
 from docqa.embedding import Embedder
 from docqa.index import Index, Notify, open_index
-from docqa.models import Answer
+from docqa.models import Answer, DocqaError
 from docqa.retrieval import Retrieval, search
 
 
-class QuestionError(ValueError):
+class QuestionError(DocqaError, ValueError):
     """The question or its options are not acceptable (empty, too long, k out of range)."""
 
 
@@ -84,3 +85,27 @@ class Engine:
             {name: round(ms, 3) for name, ms in timings.items()},
             query,
         )
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    """The answer in the documented JSON shape (shared by `ask --json` and the API)."""
+    return {
+        "question": answer.question,
+        "answer": answer.text,
+        "answered": answer.answered,
+        "confidence": answer.confidence,
+        "sources": [
+            {
+                "rank": hit.rank,
+                "chunk_id": hit.chunk.id,
+                "document": hit.chunk.document,
+                "section": hit.chunk.section,
+                "text": hit.chunk.text,
+                "score": round(hit.score, 4),
+                "start": hit.chunk.start,
+                "end": hit.chunk.end,
+            }
+            for hit in answer.hits
+        ],
+        "timings_ms": answer.timings_ms,
+    }

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 
+class DocqaError(Exception):
+    """Base of every error docqa reports to its user as a clear message."""
+
+
 @dataclass(frozen=True)
 class Document:
     """A corpus file: its name (path relative to the corpus folder) and raw text."""
