@@ -1,0 +1,66 @@
+"""Test doubles: a deterministic embedder, and a tiny index built with it instead of the model."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from docqa.config import Settings
+
+_WORD = re.compile(r"\w+")
+
+
+class HashedBagOfWords:
+    """Embeds a text as its hashed word counts, L2-normalised: texts that share words are close."""
+
+    def __init__(self, dimension: int = 64, name: str = "fake-bag-of-words") -> None:
+        self.name = name
+        self.dimension = dimension
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """One unit float32 row per text (a text without words maps to bucket 0)."""
+        vectors = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for row, text in enumerate(texts):
+            for word in _WORD.findall(text.lower()) or [""]:
+                digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
+                vectors[row, int.from_bytes(digest, "little") % self.dimension] += 1.0
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def use_fake_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make index builds (and Engine.load) use HashedBagOfWords instead of the ONNX model."""
+    import docqa.embedding
+
+    def export_onnx(model_path: Path, out_dir: Path) -> Path:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return out_dir
+
+    def onnx_embedder(onnx_dir: Path, *args: Any, **kwargs: Any) -> HashedBagOfWords:
+        return HashedBagOfWords()
+
+    monkeypatch.setattr(docqa.embedding, "resolve_model_path", lambda model: Path(model))
+    monkeypatch.setattr(docqa.embedding, "export_onnx", export_onnx)
+    monkeypatch.setattr(docqa.embedding, "OnnxEmbedder", onnx_embedder)
+
+
+def tiny_settings(folder: Path, corpus: dict[str, str], **overrides: Any) -> Settings:
+    """Settings over a corpus written into `folder`, chunked per paragraph."""
+    corpus_dir = folder / "corpus"
+    corpus_dir.mkdir(parents=True, exist_ok=True)
+    for name, text in corpus.items():
+        (corpus_dir / name).write_text(text, encoding="utf-8")
+    values: dict[str, Any] = {
+        "corpus_dir": corpus_dir,
+        "index_dir": folder / "index",
+        "chunk_target_chars": 50,
+        "chunk_max_chars": 400,
+        "chunk_min_chars": 0,
+        **overrides,
+    }
+    return Settings(**values)
