@@ -199,3 +199,52 @@ def _with_id(chunk: Chunk, chunk_id: str) -> Chunk:
 def map_to_document(chunk: Chunk, position: int) -> int:
     """The position in the original document of a position in the chunk's text."""
     return OffsetMap(list(chunk.offsets))(position)
+
+
+def window_chunks(document: Document, size: int, overlap: int) -> list[Chunk]:
+    """Fixed windows of `size` characters of whitespace-collapsed text, each overlapping the
+    previous one by `overlap`: blind to headings, paragraphs and sentences (a naive baseline)."""
+    if not 0 <= overlap < size:
+        raise ValueError(f"a window overlap of {overlap} needs a window size above it, got {size}")
+    text, pairs = _collapse_whitespace(document.text)
+    mapping = OffsetMap(pairs)
+    chunks: list[Chunk] = []
+    begin = 0
+    while begin < len(text):
+        end = min(begin + size, len(text))
+        window = text[begin:end]
+        offsets = [(0, mapping(begin))] + [(c - begin, o) for c, o in pairs if begin < c < end]
+        digest = hashlib.sha1(f"{document.name}\x00{begin}\x00{window}".encode()).hexdigest()
+        chunks.append(
+            Chunk(
+                digest[:16],
+                document.name,
+                "",
+                len(chunks),
+                mapping(begin),
+                mapping(end - 1) + 1,
+                window,
+                tuple(split_sentences(window, size)),
+                tuple(offsets),
+            )
+        )
+        if end == len(text):
+            break
+        begin += size - overlap
+    return chunks
+
+
+def _collapse_whitespace(text: str) -> tuple[str, list[tuple[int, int]]]:
+    """Text with every whitespace run made one space, and (clean, original) offset pairs."""
+    parts: list[str] = []
+    pairs: list[tuple[int, int]] = []
+    length = 0
+    for match in re.finditer(r"\S+", text):
+        piece, original = (
+            (" " + match.group(), match.start() - 1) if parts else (match.group(), match.start())
+        )
+        if not pairs or original - pairs[-1][1] != length - pairs[-1][0]:
+            pairs.append((length, original))
+        parts.append(piece)
+        length += len(piece)
+    return "".join(parts), pairs

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +23,11 @@ class Settings(BaseSettings):
     chunk_target_chars: int = Field(500, ge=50)
     chunk_max_chars: int = Field(800, ge=100)
     chunk_min_chars: int = Field(120, ge=0)
+    chunker: Literal["sections", "windows"] = "sections"
+    """sections: passages that follow the headings; windows: fixed character windows (a naive
+    baseline that `docqa eval --compare` measures the section chunker against)."""
+    window_chars: int = Field(500, ge=50)
+    window_overlap: int = Field(100, ge=0)
 
     k: int = Field(5, ge=1, le=50)
     candidates: int = Field(20, ge=1, le=200)
@@ -45,3 +50,13 @@ class Settings(BaseSettings):
     """Requests per client per minute; 0 turns the limit off."""
     log_message_text: bool = True
     max_body_bytes: int = Field(64_000, ge=1024)
+
+    @field_validator("window_overlap")
+    @classmethod
+    def _windows_advance(cls, overlap: int, info: ValidationInfo) -> int:
+        size = info.data.get("window_chars")
+        if size is not None and overlap >= size:
+            raise ValueError(
+                f"must be smaller than window_chars ({size}), or the windows never advance"
+            )
+        return overlap

@@ -26,10 +26,10 @@ from typing import Any
 
 import numpy as np
 
-from docqa.chunking import ChunkSettings, chunk_document
+from docqa.chunking import ChunkSettings, chunk_document, window_chunks
 from docqa.config import Settings
 from docqa.corpus import hash_corpus, read_corpus
-from docqa.models import Chunk, DocqaError
+from docqa.models import Chunk, DocqaError, Document
 
 FORMAT_VERSION = 1
 HNSW_FROM = 200_000
@@ -224,9 +224,31 @@ def tokenize(texts: list[str]) -> list[list[str]]:
     ]
 
 
+def chunker_description(settings: Settings) -> dict[str, Any]:
+    """How the corpus is cut into chunks, as recorded in (and checked against) the manifest."""
+    if settings.chunker == "windows":
+        return {
+            "kind": "windows",
+            "window_chars": settings.window_chars,
+            "window_overlap": settings.window_overlap,
+        }
+    return chunk_settings(settings).describe()
+
+
+def chunk_corpus(documents: list[Document], settings: Settings) -> list[Chunk]:
+    """The chunks of every document, cut by the chunker the settings name."""
+    if settings.chunker == "windows":
+        return [
+            c
+            for d in documents
+            for c in window_chunks(d, settings.window_chars, settings.window_overlap)
+        ]
+    return [c for d in documents for c in chunk_document(d, chunk_settings(settings))]
+
+
 def embedding_text(chunk: Chunk) -> str:
-    """What is embedded for a chunk: its section title gives the passage context."""
-    return f"{chunk.section.title()}: {chunk.text}"
+    """What is embedded for a chunk: its section title (if any) gives the passage context."""
+    return f"{chunk.section.title()}: {chunk.text}" if chunk.section else chunk.text
 
 
 def make_dense_index(vectors: np.ndarray) -> Any:
@@ -252,7 +274,7 @@ def manifest_for(
         "format_version": FORMAT_VERSION,
         "model": settings.model,
         "dimension": dimension,
-        "chunker": chunk_settings(settings).describe(),
+        "chunker": chunker_description(settings),
         "documents": corpus,
         "dense_index": kind,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -272,8 +294,8 @@ def stale_reasons(
         reasons.append(
             f"it was built with model {manifest.get('model')}, settings ask for {settings.model}"
         )
-    if manifest.get("chunker") != chunk_settings(settings).describe():
-        reasons.append("it was built with other chunk sizes")
+    if manifest.get("chunker") != chunker_description(settings):
+        reasons.append("it was built with another chunker or other chunk sizes")
     built = manifest.get("documents", {})
     for name in sorted(set(built) | set(corpus)):
         if name not in corpus:
@@ -337,7 +359,7 @@ def write_build(settings: Settings, folder: Path, progress: bool) -> dict[str, A
 
     corpus = hash_corpus(settings.corpus_dir)
     documents = read_corpus(settings.corpus_dir)
-    chunks = [c for d in documents for c in chunk_document(d, chunk_settings(settings))]
+    chunks = chunk_corpus(documents, settings)
     if not chunks:
         raise IndexStaleError(f"the corpus in {settings.corpus_dir} has no text to index")
     export_onnx(resolve_model_path(settings.model), folder / "encoder")
