@@ -75,7 +75,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--k", type=_k, default=10, help="passages retrieved per question")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")
-    evaluate.add_argument("--report", metavar="DIR", help="write a Markdown report with charts")
+    evaluate.add_argument(
+        "--report",
+        metavar="DIR",
+        nargs="?",
+        const="eval/reports",
+        help="write a Markdown report with charts (default folder eval/reports)",
+    )
     evaluate.add_argument(
         "--compare", action="store_true", help="score the configurations side by side"
     )

@@ -57,12 +57,21 @@ class Engine:
         k = self.check(query, k)
         return search(self.index, self.embedder, query.strip(), k, self.settings, mode)
 
-    def ask(self, question: str, k: int | None = None, history: list[Turn] | None = None) -> Answer:
-        """Answer a question, using earlier turns when it is a follow-up."""
+    def ask(
+        self,
+        question: str,
+        k: int | None = None,
+        history: list[Turn] | None = None,
+        mode: str = "hybrid",
+    ) -> Answer:
+        """Answer a question, using earlier turns when it is a follow-up.
+
+        `mode` (hybrid, dense or lexical) picks the retrieval; the evaluation compares them.
+        """
         started = time.perf_counter()
         k = self.check(question, k)
         query, _ = resolve_query(question.strip(), history or [])
-        retrieval = search(self.index, self.embedder, query, k, self.settings)
+        retrieval = search(self.index, self.embedder, query, k, self.settings, mode)
         clock = time.perf_counter()
         text, answered, confidence, citations = compose_answer(
             self.index,
