@@ -558,7 +558,7 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
         answer = engine.ask(body.message, body.k, history)
         conversation = conversation or store.start()
         question = body.message.strip()
-        store.add_turn(conversation, Turn(question, answer.query, answer.query == question))
+        store.add_turn(conversation, Turn.from_answer(answer))
         log_chat(settings, conversation.id, answer)
         return chat_json(answer, conversation.id)
 

@@ -178,7 +178,7 @@ def cmd_chat(options: argparse.Namespace, settings: Settings) -> int:
         except QuestionError as error:
             print(f"docqa: {error}", file=sys.stderr)
             continue
-        history.append(Turn(question.strip(), answer.query, answer.query == question.strip()))
+        history.append(Turn.from_answer(answer))
         print(format_answer(answer) + "\n")
 
 

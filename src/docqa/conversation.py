@@ -9,7 +9,7 @@ import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 
-from docqa.models import DocqaError
+from docqa.models import Answer, DocqaError
 
 # Words that lean on an earlier turn: pronouns, demonstratives and "what about"-style openers.
 _LEANING = re.compile(
@@ -61,11 +61,28 @@ class ConversationNotFoundError(DocqaError):
 
 @dataclass(frozen=True)
 class Turn:
-    """One question of a conversation and the query that was searched for it."""
+    """One question of a conversation, the query searched for it and the chunks it cited."""
 
     question: str
     query: str
     standalone: bool
+    chunk_ids: tuple[str, ...] = ()
+
+    @classmethod
+    def from_answer(cls, answer: Answer) -> Turn:
+        """The turn an answer makes."""
+        question = answer.question.strip()
+        cited = tuple(dict.fromkeys(c.chunk_id for c in answer.citations))
+        return cls(question, answer.query, answer.query == question, cited)
+
+
+@dataclass(frozen=True)
+class Query:
+    """What to search for a question: the text, and the chunks carried from the last turn."""
+
+    text: str
+    standalone: bool
+    carried: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -87,12 +104,18 @@ def is_follow_up(question: str, history: list[Turn]) -> bool:
     return len(content) <= 1
 
 
-def resolve_query(question: str, history: list[Turn]) -> tuple[str, bool]:
-    """The query to search: a follow-up is joined to the last self-contained question."""
+def topic_terms(question: str) -> str:
+    """The words of a question that name its subject (no question words or fillers)."""
+    return " ".join(w for w in _CONTENT.findall(question) if w.lower() not in _QUESTION_WORDS)
+
+
+def resolve_query(question: str, history: list[Turn]) -> Query:
+    """The query for a question: a follow-up carries the subject of the last
+    self-contained question and the passages the previous answer cited."""
     if not is_follow_up(question, history):
-        return question, True
+        return Query(question, True)
     topic = next((t.question for t in reversed(history) if t.standalone), history[-1].question)
-    return f"{topic} {question}", False
+    return Query(f"{question} {topic_terms(topic)}", False, frozenset(history[-1].chunk_ids))
 
 
 class ConversationStore:

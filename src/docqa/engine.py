@@ -70,17 +70,13 @@ class Engine:
         """
         started = time.perf_counter()
         k = self.check(question, k)
-        query, _ = resolve_query(question.strip(), history or [])
-        retrieval = search(self.index, self.embedder, query, k, self.settings, mode)
-        clock = time.perf_counter()
-        text, answered, confidence, citations = compose_answer(
-            self.index,
-            retrieval.hits,
-            retrieval.query_vector,
-            question,
-            retrieval.query_tokens,
-            self.settings,
+        question = question.strip()
+        query = resolve_query(question, history or [])
+        retrieval = search(
+            self.index, self.embedder, query.text, k, self.settings, mode, question, query.carried
         )
+        clock = time.perf_counter()
+        text, answered, confidence, citations = compose_answer(self.index, retrieval, self.settings)
         timings = dict(retrieval.timings_ms)
         timings["answer"] = (time.perf_counter() - clock) * 1000.0
         timings["total"] = (time.perf_counter() - started) * 1000.0
@@ -92,7 +88,7 @@ class Engine:
             tuple(retrieval.hits),
             tuple(citations),
             {name: round(ms, 3) for name, ms in timings.items()},
-            query,
+            query.text,
         )
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from docqa.config import Settings
-from docqa.conversation import Turn, resolve_query
+from docqa.conversation import Turn
 from docqa.corpus import read_corpus
 from docqa.engine import Engine
 from docqa.models import Answer, DocqaError, Document
@@ -245,20 +245,31 @@ def evaluate(
     """Run every question through the engine (follow-ups after their first turn) and score."""
     targets = find_targets(questions, documents)
     by_id = {q.id: q for q in questions}
+    answers: dict[str, Answer] = {}
     outcomes = []
     for question in progress(questions):
-        history = _history_for(by_id, question)
+        history = _history_for(engine, by_id, answers, question, k, mode)
         answer = engine.ask(question.question, k=k, history=history, mode=mode)
+        answers[question.id] = answer
         outcomes.append(_outcome(question, answer, relevant_rank(answer, targets[question.id])))
     return Report(summarise(outcomes), outcomes, summarise_by_kind(outcomes))
 
 
-def _history_for(by_id: dict[str, Question], question: Question) -> list[Turn]:
+def _history_for(
+    engine: Engine,
+    by_id: dict[str, Question],
+    answers: dict[str, Answer],
+    question: Question,
+    k: int,
+    mode: str,
+) -> list[Turn]:
+    """The conversation a follow-up is asked in: its first turn, as the engine answered it."""
     first = by_id.get(question.follow_up_of or "")
     if first is None:
         return []
-    query, standalone = resolve_query(first.question, [])
-    return [Turn(first.question, query, standalone)]
+    if first.id not in answers:
+        answers[first.id] = engine.ask(first.question, k=k, mode=mode)
+    return [Turn.from_answer(answers[first.id])]
 
 
 def _outcome(question: Question, answer: Answer, rank: int | None) -> Outcome:

@@ -34,6 +34,10 @@ from docqa.models import Chunk, DocqaError, Document
 FORMAT_VERSION = 1
 HNSW_FROM = 200_000
 """Up to this many chunks exact (flat) search is fast enough; above it HNSW is used."""
+HNSW_M = 32
+HNSW_EF_CONSTRUCTION = 80
+HNSW_EF_SEARCH = 96
+"""HNSW graph degree and search depths; `docqa bench` measures their latency and recall."""
 _TOKEN = re.compile(r"\w+")
 # Common English function words: they carry no evidence for BM25 and inflate its scores.
 STOPWORDS = frozenset(
@@ -195,10 +199,24 @@ class Index:
     sentence_starts: np.ndarray  # chunk i owns rows sentence_starts[i]:sentence_starts[i + 1]
     manifest: dict[str, Any]
     path: Path
-    row_of: dict[str, int] = field(default_factory=dict)
+    row_of: dict[str, int] = field(init=False, repr=False)
+    document_frequencies: np.ndarray = field(init=False, repr=False)
+    """How many chunks hold each BM25 term (by the term's column in the BM25 vocabulary)."""
+    _sentence_terms: dict[int, list[frozenset[str]]] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.row_of = {chunk.id: row for row, chunk in enumerate(self.chunks)}
+        self.document_frequencies = np.diff(self.lexical.scores["indptr"])
+        self._sentence_terms = {}
+
+    def sentence_terms(self, row: int) -> list[frozenset[str]]:
+        """The BM25 terms of each sentence of a chunk (tokenised once, then kept)."""
+        terms = self._sentence_terms.get(row)
+        if terms is None:
+            chunk = self.chunks[row]
+            terms = [frozenset(t) for t in tokenize([chunk.text[s:e] for s, e in chunk.sentences])]
+            self._sentence_terms[row] = terms
+        return terms
 
 
 def chunk_settings(settings: Settings) -> ChunkSettings:
@@ -255,13 +273,20 @@ def make_dense_index(vectors: np.ndarray) -> Any:
     """Exact inner-product search for small corpora, HNSW for large ones."""
     import faiss
 
-    dimension = vectors.shape[1]
-    if len(vectors) <= HNSW_FROM:
-        index = faiss.IndexFlatIP(dimension)
-    else:
-        index = faiss.IndexHNSWFlat(dimension, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efConstruction = 80
-        index.hnsw.efSearch = 96
+    if len(vectors) > HNSW_FROM:
+        return make_hnsw_index(vectors)
+    index = faiss.IndexFlatIP(vectors.shape[1])
+    index.add(vectors)
+    return index
+
+
+def make_hnsw_index(vectors: np.ndarray) -> Any:
+    """An HNSW graph over the vectors for inner-product search."""
+    import faiss
+
+    index = faiss.IndexHNSWFlat(vectors.shape[1], HNSW_M, faiss.METRIC_INNER_PRODUCT)
+    index.hnsw.efConstruction = HNSW_EF_CONSTRUCTION
+    index.hnsw.efSearch = HNSW_EF_SEARCH
     index.add(vectors)
     return index
 
@@ -297,6 +322,8 @@ def stale_reasons(
     if manifest.get("chunker") != chunker_description(settings):
         reasons.append("it was built with another chunker or other chunk sizes")
     built = manifest.get("documents", {})
+    if not isinstance(built, dict):  # a damaged manifest: every document counts as added
+        built = {}
     for name in sorted(set(built) | set(corpus)):
         if name not in corpus:
             reasons.append(f"{name} was removed from the corpus")
@@ -451,7 +478,10 @@ def current_build(index_dir: Path) -> Path | None:
     pointer = index_dir / "CURRENT"
     if not pointer.is_file():
         return None
-    folder = index_dir / pointer.read_text(encoding="utf-8").strip()
+    try:
+        folder = index_dir / pointer.read_text(encoding="utf-8").strip()
+    except (OSError, ValueError) as error:
+        raise IndexCorruptError(f"{pointer} is unreadable: {error}") from error
     if not folder.name.startswith("build-") or not folder.is_dir():
         raise IndexCorruptError(f"{pointer} names a build folder that is missing")
     return folder
@@ -493,15 +523,30 @@ def load_build(folder: Path) -> Index:
         lexical = bm25s.BM25.load(str(folder / "lexical"))
         sentence_vectors = np.load(folder / "sentences.npy")
         starts = np.load(folder / "sentence_starts.npy")
-    except (OSError, ValueError, KeyError, TypeError, RuntimeError, EOFError) as error:
+    # bm25s raises AttributeError on a parameter file of the wrong shape.
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        AttributeError,
+        RuntimeError,
+        EOFError,
+    ) as error:
         raise IndexCorruptError(f"the index in {folder} is damaged ({error})") from error
-    expected = manifest.get("chunks")
-    counts = {len(chunks), dense.ntotal, expected, len(starts) - 1, lexical.scores["num_docs"]}
-    if len(counts) != 1:
+    if starts.ndim != 1 or starts.dtype.kind not in "iu" or sentence_vectors.ndim != 2:
+        raise IndexCorruptError(
+            f"the index in {folder} is damaged: its sentence arrays have the wrong shape"
+        )
+    # A list, not a set: a damaged manifest may hold unhashable counts.
+    counts = [len(chunks), dense.ntotal, len(starts) - 1]
+    counts += [manifest.get("chunks"), lexical.scores.get("num_docs")]
+    if any(count != counts[0] for count in counts):
         raise IndexCorruptError(
             f"the index in {folder} is damaged: its parts disagree on the chunk count"
         )
-    if starts[-1] != len(sentence_vectors) or dense.d != manifest.get("dimension"):
+    dimensions = [dense.d, sentence_vectors.shape[1]]
+    if starts[-1] != len(sentence_vectors) or dimensions != [manifest.get("dimension")] * 2:
         raise IndexCorruptError(
             f"the index in {folder} is damaged: its vectors do not match its chunks"
         )
