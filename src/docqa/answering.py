@@ -13,6 +13,7 @@ from docqa.retrieval import Retrieval, ScoredSentence
 NOT_COVERED = "The document does not say. The closest passages are listed below."
 ANSWER_HITS = 3
 """Answers are taken from the sentences of this many top hits."""
+"""Answers are taken from the sentences of this many top hits."""
 # Logistic model of "the document answers this", fitted on the 119 in-document and 17
 # out-of-document questions of eval/questions.jsonl (unanswerable ones weighted x3, L2
 # penalty) and rounded; with the 0.5 threshold it abstains on 15 of the 17 and wrongly on 2
@@ -50,21 +51,22 @@ def unknown_share(index: Index, weights: dict[str, float]) -> float:
 def select_sentences(
     sentences: list[ScoredSentence], rows: set[int], max_chars: int
 ) -> list[ScoredSentence]:
-    """The best sentence, plus its neighbour when that one scores close and both fit."""
+    """The best sentence and, when both fit in max_chars, its better-scoring neighbour.
+
+    The neighbour is kept whatever its score: a sentence that matches the question often
+    introduces the subject and leaves the answer to the next one (measured on the set:
+    answer accuracy 0.80 with a 0.1 score margin, 0.86 with none)."""
     candidates = [s for s in sentences if s.row in rows]
     if not candidates:
         return []
     best = candidates[0]
-    chosen = [best]
-    for other in candidates[1:3]:
-        adjacent = other.row == best.row and (
-            0 < other.start - best.end <= 2 or 0 < best.start - other.end <= 2
-        )
-        size = (best.end - best.start) + (other.end - other.start) + 1
-        if adjacent and size <= max_chars and other.score >= best.score - 0.1:
-            chosen.append(other)
+    for other in candidates:
+        adjacent = 0 <= other.start - best.end <= 2 or 0 <= best.start - other.end <= 2
+        if other.row == best.row and adjacent and other is not best:
+            if (best.end - best.start) + (other.end - other.start) + 1 <= max_chars:
+                return sorted([best, other], key=lambda s: s.start)
             break
-    return sorted(chosen, key=lambda s: s.start)
+    return [best]
 
 
 def make_citations(

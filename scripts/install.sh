@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Install docqa and everything its tests need into .venv, on a machine with Python 3.11 and pip.
+# The CPU build of torch is installed first, so nothing pulls a multi-GB CUDA build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+[ -d .venv ] || "$PYTHON" -m venv .venv
+. .venv/bin/activate
+python -m pip install --quiet --upgrade pip
+python -m pip install --quiet "torch==2.13.0"
+python -m pip install --quiet -e ".[build,test,report]"
+
+# Headless Chromium for the browser test (Debian's package; Playwright's download does not work offline).
+if [ "${DOCQA_SKIP_BROWSER:-0}" != "1" ] && [ ! -x /usr/bin/chromium ]; then
+    if command -v apt-get >/dev/null 2>&1; then
+        SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo"
+        $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
+    fi
+fi
