@@ -31,7 +31,7 @@ from docqa.config import Settings
 from docqa.corpus import hash_corpus, read_corpus
 from docqa.models import Chunk, DocqaError, Document
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 HNSW_FROM = 200_000
 """Up to this many chunks exact (flat) search is fast enough; above it HNSW is used."""
 HNSW_M = 32
@@ -210,11 +210,14 @@ class Index:
         self._sentence_terms = {}
 
     def sentence_terms(self, row: int) -> list[frozenset[str]]:
-        """The BM25 terms of each sentence of a chunk (tokenised once, then kept)."""
+        """The BM25 terms of each sentence of a chunk and of its section title (tokenised
+        once, then kept): "the resources list" finds a sentence under that heading."""
         terms = self._sentence_terms.get(row)
         if terms is None:
             chunk = self.chunks[row]
-            terms = [frozenset(t) for t in tokenize([chunk.text[s:e] for s, e in chunk.sentences])]
+            title = set(tokenize([chunk.section])[0])
+            sentences = tokenize([chunk.text[s:e] for s, e in chunk.sentences])
+            terms = [frozenset(title.union(t)) for t in sentences]
             self._sentence_terms[row] = terms
         return terms
 
@@ -233,11 +236,32 @@ def _stemmer() -> Any:
     return Stemmer.Stemmer("english")
 
 
+# British and American spellings meet in one form, so "organisation" finds "organization"
+# and "defense" finds "defence" (the stemmer alone keeps them apart).
+_SPELLINGS = (
+    (re.compile(r"(?<=\w{3})is(e|ed|es|ing|ation|ations)$"), r"iz\1"),
+    (re.compile(r"(?<=\w{3})our(s|ed|ing|able|ite|ites|hood|hoods)?$"), r"or\1"),
+    (re.compile(r"(?<=\w{3})tre(s)?$"), r"ter\1"),
+    (re.compile(r"^(def|off|lic|pret)ence(s)?$"), r"\1ense\2"),
+    (re.compile(r"^programme(s)?$"), r"program\1"),
+)
+
+
+@functools.lru_cache(maxsize=65536)
+def normalise_spelling(word: str) -> str:
+    """One spelling for British and American variants of a lowercase word."""
+    for pattern, replacement in _SPELLINGS:
+        word = pattern.sub(replacement, word)
+    return word
+
+
 def tokenize(texts: list[str]) -> list[list[str]]:
-    """Lowercased, stemmed word tokens without stopwords, for BM25."""
+    """Lowercased, spelling-normalised, stemmed word tokens without stopwords, for BM25."""
     stemmer = _stemmer()
     return [
-        stemmer.stemWords([t for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS])
+        stemmer.stemWords(
+            [normalise_spelling(t) for t in _TOKEN.findall(text.lower()) if t not in STOPWORDS]
+        )
         for text in texts
     ]
 
@@ -322,8 +346,6 @@ def stale_reasons(
     if manifest.get("chunker") != chunker_description(settings):
         reasons.append("it was built with another chunker or other chunk sizes")
     built = manifest.get("documents", {})
-    if not isinstance(built, dict):  # a damaged manifest: every document counts as added
-        built = {}
     for name in sorted(set(built) | set(corpus)):
         if name not in corpus:
             reasons.append(f"{name} was removed from the corpus")
@@ -439,12 +461,13 @@ def build_index(settings: Settings, progress: bool = False, force: bool = True) 
     """Build the index in a temporary folder and switch to it atomically."""
     index_dir = settings.index_dir
     with build_lock(index_dir):
-        if not force and current_build(index_dir) is not None:
-            with contextlib.suppress(IndexError_):
-                check_index(settings)
-                return current_build(index_dir)  # type: ignore[return-value]
+        if not force:
+            with contextlib.suppress(IndexError_):  # missing, stale or damaged: build it
+                return check_index(settings)
         for leftover in index_dir.glob(".tmp-*"):
             shutil.rmtree(leftover, ignore_errors=True)
+        for pointer in index_dir.glob(".CURRENT-*"):  # from a build killed while switching
+            pointer.unlink(missing_ok=True)
         temporary = index_dir / f".tmp-{os.getpid()}-{time.time_ns()}"
         temporary.mkdir()
         try:
@@ -493,7 +516,7 @@ def read_manifest(folder: Path) -> dict[str, Any]:
         manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as error:
         raise IndexCorruptError(f"{folder / 'manifest.json'} is unreadable: {error}") from error
-    if not isinstance(manifest, dict):
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("documents", {}), dict):
         raise IndexCorruptError(f"{folder / 'manifest.json'} is not a manifest")
     return manifest
 
