@@ -130,40 +130,66 @@ def term_weights(index: Index, tokens: list[str]) -> dict[str, float]:
     return weights
 
 
-def fits_answer_type(question: str, sentence: str) -> bool:
+@dataclass(frozen=True)
+class Expectation:
+    """The kind of answer a question asks for, read from its wording once per query."""
+
+    kind: str = ""
+    """date | money | quantity | place, or "" when anything may answer."""
+    counted: str = ""
+    """For 'how many X': the stem of X."""
+    named: frozenset[str] = frozenset()
+    """The lowercase words of the question: an answer brings something else."""
+
+
+def expectation_of(question: str) -> Expectation:
+    """Read the expected kind of answer from the question's wording."""
+    named = frozenset(w.lower() for w in re.findall(r"[\w-]+", question))
+    if _ASKS_DATE.search(question):
+        return Expectation("date", named=named)
+    if _ASKS_MONEY.search(question):
+        return Expectation("money", named=named)
+    if _ASKS_QUANTITY.search(question):
+        asked = _ASKS_COUNT_OF.search(question)
+        counted = tokenize([asked.group(1).split()[-1]])[0] if asked else []
+        return Expectation("quantity", counted[0] if counted else "", named)
+    if _ASKS_PLACE.search(question):
+        return Expectation("place", named=named)
+    return Expectation(named=named)
+
+
+def fits_answer_type(expectation: Expectation, sentence: str) -> bool:
     """Whether a sentence can hold the kind of answer asked for: a date for 'when', a
     quantity for 'how many' (next to the thing counted, when the sentence names it), an
     amount for 'how much money', a place for 'where'."""
-    if _ASKS_DATE.search(question):
+    kind = expectation.kind
+    if kind == "date":
         return bool(_YEAR.search(sentence) or _MONTH.search(sentence))
-    if _ASKS_MONEY.search(question):
+    if kind == "money":
         return bool(_MONEY.search(sentence))
-    if _ASKS_QUANTITY.search(question):
-        return counts_thing(question, sentence)
-    if _ASKS_PLACE.search(question):
-        named = {w.lower() for w in re.findall(r"[\w-]+", question)}
-        return any(m.group(1).lower() not in named for m in _PLACE.finditer(sentence))
+    if kind == "quantity":
+        return counts_thing(expectation.counted, sentence)
+    if kind == "place":
+        return any(m.group(1).lower() not in expectation.named for m in _PLACE.finditer(sentence))
     return True
 
 
-def counts_thing(question: str, sentence: str) -> bool:
+def counts_thing(counted: str, sentence: str) -> bool:
     """A quantity in the sentence, and right before the counted noun if the sentence has it."""
     if not _QUANTITY.search(sentence):
         return False
-    asked = _ASKS_COUNT_OF.search(question)
-    counted = tokenize([asked.group(1).split()[-1]])[0] if asked else []
     if not counted:
         return True
     words = re.findall(r"[\w,.]+", sentence)
     stems = [stem[0] if stem else "" for stem in tokenize(words)]
-    places = [i for i, stem in enumerate(stems) if stem == counted[0]]
+    places = [i for i, stem in enumerate(stems) if stem == counted]
     if not places:
         return True
     return any(_QUANTITY.fullmatch(w) for i in places for w in words[max(0, i - 4) : i])
 
 
 def score_sentences(
-    index: Index, row: int, vector: np.ndarray, weights: dict[str, float], question: str
+    index: Index, row: int, vector: np.ndarray, weights: dict[str, float], expectation: Expectation
 ) -> list[ScoredSentence]:
     """Score each sentence of one chunk against the question."""
     chunk = index.chunks[row]
@@ -175,7 +201,8 @@ def score_sentences(
         chunk.sentences, similarities.tolist(), index.sentence_terms(row), strict=True
     ):
         overlap = sum(w for t, w in weights.items() if t in terms) / total
-        fits = fits_answer_type(question, chunk.text[start:end])
+        text = chunk.text[start:end]
+        fits = fits_answer_type(expectation, text)
         score = similarity + OVERLAP_WEIGHT * overlap - (0.0 if fits else TYPE_PENALTY)
         scored.append(ScoredSentence(row, start, end, similarity, overlap, fits, score))
     return scored
@@ -213,9 +240,8 @@ def search(
     timings["lexical"] = _lap(clock)
     clock = time.perf_counter()
     weights = term_weights(index, tokens)
-    hits, sentences = rerank(
-        index, vector, weights, question or query, dense, lexical, k, mode, carried
-    )
+    expectation = expectation_of(question or query)
+    hits, sentences = rerank(index, vector, weights, expectation, dense, lexical, k, mode, carried)
     timings["fusion"] = _lap(clock)
     return Retrieval(hits, sentences, vector, tokens, weights, timings)
 
@@ -224,7 +250,7 @@ def rerank(
     index: Index,
     vector: np.ndarray,
     weights: dict[str, float],
-    question: str,
+    expectation: Expectation,
     dense: Ranking,
     lexical: Ranking,
     k: int,
@@ -237,7 +263,7 @@ def rerank(
     top_lexical = max(lexical.scores, default=0.0) or 1.0
     scored: dict[int, tuple[float, list[ScoredSentence]]] = {}
     for row in dict.fromkeys(dense.rows + lexical.rows):
-        sentences = score_sentences(index, row, vector, weights, question)
+        sentences = score_sentences(index, row, vector, weights, expectation)
         if mode == "dense":
             score = dense_scores[row]
         elif mode == "lexical":
