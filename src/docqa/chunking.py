@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import re
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ INTRODUCTION = "Introduction"
 # then something that can start a sentence.
 _SENTENCE_END = re.compile(r"[.!?][\"'”’)\]]*\s+(?=[\"“‘(\[]?[A-Z0-9])")
 _ABBREVIATION = re.compile(r"(?:\b(?:Mr|Mrs|Ms|Dr|Prof|St|No|Art|vs|etc|e\.g|i\.e|cf)|\b[A-Z])\.$")
+_ABBREVIATION_CHARS = 8  # longer than any abbreviation above ("Prof.")
 
 
 @dataclass(frozen=True)
@@ -42,6 +44,8 @@ class _Piece:
     start: int
     end: int
     sentences: list[tuple[int, int]]
+    mapping: OffsetMap
+    """The block's offset map, built once per block: rebuilding it per piece is quadratic."""
 
     @property
     def size(self) -> int:
@@ -54,7 +58,9 @@ def split_sentences(text: str, max_chars: int) -> list[tuple[int, int]]:
     start = 0
     for match in _SENTENCE_END.finditer(text):
         end = match.start() + len(match.group().rstrip())
-        if _ABBREVIATION.search(text[start:end]):
+        # Only the sentence's tail can end in an abbreviation; searching the whole of it made
+        # a run of "A. B. C. ..." quadratic.
+        if _ABBREVIATION.search(text, max(start, end - _ABBREVIATION_CHARS), end):
             continue
         spans.append((start, end))
         start = match.end()
@@ -93,6 +99,7 @@ def split_sections(blocks: list[Block]) -> list[tuple[str, list[Block]]]:
 def pack_block(block: Block, settings: ChunkSettings) -> list[_Piece]:
     """Split one block at sentence boundaries into pieces near the target size."""
     sentences = split_sentences(block.text, settings.max_chars)
+    mapping = OffsetMap(list(block.offsets))
     pieces: list[_Piece] = []
     current: list[tuple[int, int]] = []
     for sentence in sentences:
@@ -100,11 +107,11 @@ def pack_block(block: Block, settings: ChunkSettings) -> list[_Piece]:
         if current and (
             size > settings.max_chars or current[-1][1] - current[0][0] >= settings.target_chars
         ):
-            pieces.append(_Piece(block, current[0][0], current[-1][1], current))
+            pieces.append(_Piece(block, current[0][0], current[-1][1], current, mapping))
             current = []
         current.append(sentence)
     if current:
-        pieces.append(_Piece(block, current[0][0], current[-1][1], current))
+        pieces.append(_Piece(block, current[0][0], current[-1][1], current, mapping))
     return pieces
 
 
@@ -122,7 +129,7 @@ def group_pieces(blocks: list[Block], settings: ChunkSettings) -> list[list[_Pie
                     piece.size < settings.min_chars
                     or sum(p.size for p in previous) < settings.min_chars
                 )
-                and sum(p.size for p in previous) + piece.size <= settings.max_chars
+                and sum(p.size + 1 for p in previous) + piece.size <= settings.max_chars
             )
             if mergeable and previous is not None:
                 previous.append(piece)
@@ -141,8 +148,7 @@ def make_chunk(document: str, section: str, ordinal: int, pieces: list[_Piece]) 
         if parts:
             parts.append("\n")
             length += 1
-        mapping = OffsetMap(list(piece.block.offsets))
-        offsets.extend(_local_offsets(piece, mapping, length))
+        offsets.extend(_local_offsets(piece, piece.mapping, length))
         sentences.extend(
             (s - piece.start + length, e - piece.start + length) for s, e in piece.sentences
         )
@@ -150,9 +156,11 @@ def make_chunk(document: str, section: str, ordinal: int, pieces: list[_Piece]) 
         length += piece.size
     text = "".join(parts)
     first, last = pieces[0], pieces[-1]
-    start = OffsetMap(list(first.block.offsets))(first.start)
-    end = OffsetMap(list(last.block.offsets))(last.end - 1) + 1
-    digest = hashlib.sha1(f"{document}\x00{section}\x00{text}".encode()).hexdigest()[:16]
+    start = first.mapping(first.start)
+    end = last.mapping(last.end - 1) + 1
+    # surrogatepass: a str may hold lone surrogates (not from a UTF-8 file, but from the API).
+    key = f"{document}\x00{section}\x00{text}".encode("utf-8", "surrogatepass")
+    digest = hashlib.sha1(key).hexdigest()[:16]
     return Chunk(
         digest, document, section, ordinal, start, end, text, tuple(sentences), tuple(offsets)
     )
@@ -161,10 +169,10 @@ def make_chunk(document: str, section: str, ordinal: int, pieces: list[_Piece]) 
 def _local_offsets(piece: _Piece, mapping: OffsetMap, base: int) -> list[tuple[int, int]]:
     """Offset pairs of a piece, re-based to the piece's position inside the chunk text."""
     pairs = [(base, mapping(piece.start))]
-    for clean, original in zip(mapping.clean, mapping.original, strict=True):
-        if piece.start < clean < piece.end:
-            pairs.append((clean - piece.start + base, original))
-    return pairs
+    first = bisect.bisect_right(mapping.clean, piece.start)
+    last = bisect.bisect_left(mapping.clean, piece.end)
+    kept = zip(mapping.clean[first:last], mapping.original[first:last], strict=True)
+    return pairs + [(clean - piece.start + base, original) for clean, original in kept]
 
 
 def chunk_document(document: Document, settings: ChunkSettings) -> list[Chunk]:
@@ -213,8 +221,12 @@ def window_chunks(document: Document, size: int, overlap: int) -> list[Chunk]:
     while begin < len(text):
         end = min(begin + size, len(text))
         window = text[begin:end]
-        offsets = [(0, mapping(begin))] + [(c - begin, o) for c, o in pairs if begin < c < end]
-        digest = hashlib.sha1(f"{document.name}\x00{begin}\x00{window}".encode()).hexdigest()
+        inside = slice(
+            bisect.bisect_right(mapping.clean, begin), bisect.bisect_left(mapping.clean, end)
+        )
+        offsets = [(0, mapping(begin))] + [(c - begin, o) for c, o in pairs[inside]]
+        key = f"{document.name}\x00{begin}\x00{window}".encode("utf-8", "surrogatepass")
+        digest = hashlib.sha1(key).hexdigest()
         chunks.append(
             Chunk(
                 digest[:16],

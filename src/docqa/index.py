@@ -579,17 +579,20 @@ def load_build(folder: Path) -> Index:
 def open_index(settings: Settings, notify: Notify | None = None) -> Index:
     """Load the index, rebuilding it first when it is missing, stale or damaged.
 
-    With `settings.auto_rebuild` off, a missing or stale index is refused with a message
-    that says how to rebuild it.
+    With `settings.auto_rebuild` off, a missing, stale or damaged index is refused with a
+    message that says how to rebuild it.
     """
     try:
         return load_build(check_index(settings))
     except IndexError_ as problem:
         if not settings.auto_rebuild:
+            if isinstance(problem, IndexCorruptError):
+                raise IndexCorruptError(
+                    f"{problem}. Run `docqa index --force` to rebuild it"
+                ) from problem
             raise
         if notify:
-            notify(
-                f"{problem.reason if isinstance(problem, IndexStaleError) else problem}: building it now"
-            )
+            reason = problem.reason if isinstance(problem, IndexStaleError) else problem
+            notify(f"{reason}: building it now")
         build_index(settings, progress=False)
         return load_build(check_index(settings))
