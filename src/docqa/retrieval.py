@@ -29,6 +29,8 @@ OVERLAP_WEIGHT = 1.0
 """Weight of the query-term share of a sentence against its cosine similarity."""
 TYPE_PENALTY = 0.1
 """Taken off a sentence that cannot hold the kind of answer asked for (no date for 'when')."""
+DEFINITION_BONUS = 0.1
+"""Added, for 'what is X' and 'what does X stand for', to a sentence that spells X out."""
 CARRY_BONUS = 0.15
 """Added to chunks cited in the previous turn of a conversation."""
 MAX_SCORE = 1.0 + OVERLAP_WEIGHT + CARRY_BONUS
@@ -60,6 +62,13 @@ _ASKS_MONEY = re.compile(
     r"\bhow much (money|funding|does|did|will)\b|\b(cost|budget|funding)\b", re.I
 )
 _MONEY = re.compile(r"[€$£]|\b(euros?|dollars?|million|billion)\b", re.I)
+_ASKS_DEFINITION = re.compile(
+    r"\b(stand for|stands for|acronym|abbreviation)\b|"
+    r"^\s*(what|wat|who)\s*('s|s|\s+is|\s+are|\s+was|\s+were)\s+(the\s+|an?\s+)?[\w-]+(\s+[\w-]+)?\s*\??\s*$|"
+    r"^\s*(tell me about|explain|describe)\b",
+    re.I,
+)
+_PARENTHESIS = re.compile(r"\(([^()]{2,80})\)")
 _ASKS_PLACE = re.compile(r"^\s*where\b|\bin (what|which) (city|country|place|region)\b", re.I)
 _PLACE = re.compile(r"\b(?:in|at|from|near|to)\s+(?:the\s+)?([A-Z][\w-]*)")
 
@@ -135,7 +144,7 @@ class Expectation:
     """The kind of answer a question asks for, read from its wording once per query."""
 
     kind: str = ""
-    """date | money | quantity | place, or "" when anything may answer."""
+    """date | money | quantity | place | definition, or "" when anything may answer."""
     counted: str = ""
     """For 'how many X': the stem of X."""
     named: frozenset[str] = frozenset()
@@ -155,6 +164,8 @@ def expectation_of(question: str) -> Expectation:
         return Expectation("quantity", counted[0] if counted else "", named)
     if _ASKS_PLACE.search(question):
         return Expectation("place", named=named)
+    if _ASKS_DEFINITION.search(question):
+        return Expectation("definition", named=named)
     return Expectation(named=named)
 
 
@@ -172,6 +183,17 @@ def fits_answer_type(expectation: Expectation, sentence: str) -> bool:
     if kind == "place":
         return any(m.group(1).lower() not in expectation.named for m in _PLACE.finditer(sentence))
     return True
+
+
+def spells_out(expectation: Expectation, sentence: str) -> bool:
+    """Whether the sentence defines a term of the question: "Long Name (TERM)" or
+    "TERM (Long Name)"."""
+    for match in _PARENTHESIS.finditer(sentence):
+        inside = set(re.findall(r"[\w-]+", match.group(1).lower()))
+        before = re.findall(r"[\w-]+", sentence[max(0, match.start() - 24) : match.start()].lower())
+        if (inside | set(before[-2:])) & expectation.named:
+            return True
+    return False
 
 
 def counts_thing(counted: str, sentence: str) -> bool:
@@ -204,6 +226,8 @@ def score_sentences(
         text = chunk.text[start:end]
         fits = fits_answer_type(expectation, text)
         score = similarity + OVERLAP_WEIGHT * overlap - (0.0 if fits else TYPE_PENALTY)
+        if expectation.kind == "definition" and spells_out(expectation, text):
+            score += DEFINITION_BONUS
         scored.append(ScoredSentence(row, start, end, similarity, overlap, fits, score))
     return scored
 
