@@ -60,13 +60,17 @@ def select_sentences(
     if not candidates:
         return []
     best = candidates[0]
-    for other in candidates:
-        adjacent = 0 <= other.start - best.end <= 2 or 0 <= best.start - other.end <= 2
-        if other.row == best.row and adjacent and other is not best:
-            if (best.end - best.start) + (other.end - other.start) + 1 <= max_chars:
-                return sorted([best, other], key=lambda s: s.start)
-            break
-    return [best]
+    neighbours = [
+        s
+        for s in candidates
+        if s.row == best.row
+        and (0 <= s.start - best.end <= 2 or 0 <= best.start - s.end <= 2)
+        and (best.end - best.start) + (s.end - s.start) + 1 <= max_chars
+    ]
+    if not neighbours:
+        return [best]
+    other = max(neighbours, key=lambda s: s.score)
+    return sorted([best, other], key=lambda s: s.start)
 
 
 def make_citations(
