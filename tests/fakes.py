@@ -8,10 +8,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import bm25s
+import faiss
 import numpy as np
 import pytest
 
+from docqa.chunking import split_sentences
 from docqa.config import Settings
+from docqa.index import Index, tokenize
+from docqa.models import Chunk
 
 _WORD = re.compile(r"\w+")
 
@@ -64,3 +69,43 @@ def tiny_settings(folder: Path, corpus: dict[str, str], **overrides: Any) -> Set
         **overrides,
     }
     return Settings(**values)
+
+
+def unit(*values: float) -> np.ndarray:
+    """A unit float32 vector from its coordinates."""
+    vector = np.array(values, dtype=np.float32)
+    return vector / np.linalg.norm(vector)
+
+
+class TableEmbedder:
+    """Returns the vector the test assigned to each exact text."""
+
+    name = "table"
+    dimension = 4
+
+    def __init__(self, table: dict[str, np.ndarray]) -> None:
+        self.table = table
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self.table[text] for text in texts]).astype(np.float32)
+
+
+def make_index(
+    passages: list[tuple[str, list[np.ndarray]]], chunk_vectors: list[np.ndarray]
+) -> Index:
+    """An in-memory index: each passage's sentences get the given vectors, in order."""
+    chunks = []
+    for row, (text, _) in enumerate(passages):
+        spans = tuple(split_sentences(text, 800))
+        chunks.append(
+            Chunk(f"c{row}", "doc.txt", "SECTION", row, 0, len(text), text, spans, ((0, 0),))
+        )
+    for chunk, (_, vectors) in zip(chunks, passages, strict=True):
+        assert len(chunk.sentences) == len(vectors), "one vector per sentence"
+    dense = faiss.IndexFlatIP(4)
+    dense.add(np.stack(chunk_vectors).astype(np.float32))
+    lexical = bm25s.BM25()
+    lexical.index(tokenize([c.text for c in chunks]), show_progress=False)
+    sentence_vectors = np.stack([v for _, vectors in passages for v in vectors]).astype(np.float32)
+    starts = np.cumsum([0] + [len(c.sentences) for c in chunks]).astype(np.int64)
+    return Index(chunks, dense, lexical, sentence_vectors, starts, {}, Path("."))

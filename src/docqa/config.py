@@ -31,8 +31,6 @@ class Settings(BaseSettings):
 
     k: int = Field(5, ge=1, le=50)
     candidates: int = Field(20, ge=1, le=200)
-    fusion: Literal["rrf", "score"] = "rrf"
-    rrf_k: int = Field(60, ge=1)
     abstain_below: float = Field(0.5, ge=0.0, le=1.0)
     """Confidence under which the answer says the document does not cover the question."""
     answer_max_chars: int = Field(300, ge=50)

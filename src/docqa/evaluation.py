@@ -390,7 +390,7 @@ def regressions(
 def configuration_of(engine: Engine, k: int) -> dict[str, Any]:
     """The settings that decide the scores, with the chunker the index was built with."""
     chosen = engine.settings.model_dump(
-        mode="json", include={"model", "candidates", "fusion", "rrf_k", "abstain_below"}
+        mode="json", include={"model", "candidates", "abstain_below"}
     )
     chosen["answer_max_chars"] = engine.settings.answer_max_chars
     chosen["chunker"] = engine.index.manifest.get("chunker")
