@@ -101,7 +101,8 @@ def is_follow_up(question: str, history: list[Turn]) -> bool:
     if _LEANING.search(question):
         return True
     content = [w for w in _CONTENT.findall(question) if w.lower() not in _QUESTION_WORDS]
-    return len(content) <= 1
+    # A lone name or acronym ("What is TADIC?") is a subject of its own; "How many?" is not.
+    return not content or (len(content) == 1 and content[0].islower())
 
 
 def topic_terms(question: str) -> str:
