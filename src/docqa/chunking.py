@@ -23,8 +23,8 @@ _ABBREVIATION_CHARS = 8  # longer than any abbreviation above ("Prof.")
 class ChunkSettings:
     """How passages are sized: packed to `target_chars`, never above `max_chars`."""
 
-    target_chars: int = 500
-    max_chars: int = 800
+    target_chars: int = 800
+    max_chars: int = 1280
     min_chars: int = 120
 
     def describe(self) -> dict[str, int]:

@@ -712,7 +712,7 @@ VARIANTS = (
     Variant("lexical"),
     Variant(changes=(("chunker", "windows"), ("window_chars", 500), ("window_overlap", 100))),
     Variant(changes=_sections(300, 480)),
-    Variant(changes=_sections(800, 1280)),
+    Variant(changes=_sections(500, 800)),
 )
 """hybrid, dense and lexical on the current index; then naive 500/100 windows and the
 section chunker at a smaller and a larger size (target/max in the ratio of the defaults)."""
