@@ -26,39 +26,9 @@ simulated chat of the whole evaluation set, 4 flags 10 of its 11 follow-ups and 
 125 other questions, against 11 and 9 when every pronoun made a follow-up)."""
 _CONTENT = re.compile(r"[A-Za-z][A-Za-z-]{2,}|\d+")
 _QUESTION_WORDS = frozenset(
-    [
-        "what",
-        "when",
-        "where",
-        "which",
-        "who",
-        "whom",
-        "whose",
-        "why",
-        "how",
-        "does",
-        "did",
-        "do",
-        "was",
-        "were",
-        "is",
-        "are",
-        "has",
-        "have",
-        "had",
-        "can",
-        "could",
-        "would",
-        "should",
-        "will",
-        "the",
-        "and",
-        "about",
-        "tell",
-        "more",
-        "also",
-        "then",
-    ]
+    "what when where which who whom whose why how does did do was were is are has have "
+    "had can could would should will the and about tell more also then many much wat whats "
+    "me please explain describe know give for from with into".split()
 )
 
 
@@ -116,7 +86,9 @@ def is_follow_up(question: str, history: list[Turn]) -> bool:
 
 def topic_terms(question: str) -> str:
     """The words of a question that name its subject (no question words or fillers)."""
-    return " ".join(w for w in _CONTENT.findall(question) if w.lower() not in _QUESTION_WORDS)
+    return " ".join(
+        w for w in _CONTENT.findall(question) if w.lower() not in _QUESTION_WORDS | _PRONOUNS
+    )
 
 
 def resolve_query(question: str, history: list[Turn]) -> Query:
