@@ -82,8 +82,18 @@ def test_health_reports_the_loaded_index(client: TestClient, engine: Engine) -> 
 
     assert response.status_code == 200
     body = response.json()
-    assert set(body) == {"status", "documents", "chunks", "model", "index_built_at"}
+    assert set(body) == {
+        "status",
+        "documents",
+        "chunks",
+        "model",
+        "index_built_at",
+        "stale",
+        "stale_reasons",
+    }
     assert body["status"] == "ok"
+    assert body["stale"] is False
+    assert body["stale_reasons"] == []
     assert body["documents"] == 1
     assert body["chunks"] == 4
     assert body["model"] == "all-MiniLM-L6-v2"

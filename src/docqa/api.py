@@ -1,26 +1,33 @@
 """The HTTP service: create_app(settings) -> FastAPI. Request/response models, error mapping.
 
-Status codes: 200 answers; 400 a body that is not JSON; 401 a missing or wrong API key;
-404 an unknown or expired conversation; 413 a body over `max_body_bytes`; 415 a body sent
-with a content type other than application/json; 422 a request that is JSON but not
-acceptable (empty or whitespace-only message, message over `max_question_chars`, k outside
-1..50, wrong types, unknown fields, a body that is not a JSON object); 503 while the index
+Status codes: 200 answers; 400 a body that is not JSON (or not UTF-8, or nested too deeply
+to parse); 401 a missing or wrong API key; 404 an unknown or expired conversation; 408 a body
+that did not arrive within `client_timeout_s`; 413 a body over `max_body_bytes`, declared or
+streamed; 415 a body sent with a content type other than application/json; 422 a request that
+is JSON but not acceptable (empty or whitespace-only message, message over
+`max_question_chars`, k outside 1..50, wrong types, unknown fields, a body that is not a JSON
+object); 429 a client over `rate_limit_per_minute`, with Retry-After; 503 while the index
 loads or when it failed to load; 500 only for a bug, with a generic message (the traceback
 goes to the log). Every error body is `{"detail": "<one human sentence>"}`, plus `errors`
 (field, message, type) for 422.
+
+Each request is logged once, as key=value pairs (logger `docqa.access`).
 
 The module deliberately avoids `from __future__ import annotations`: FastAPI reads the
 route signatures at runtime and the chat request model is made per app (its length limit
 comes from the settings).
 """
 
+import asyncio
 import copy
 import hmac
+import json
 import logging
+import math
 import signal
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -28,22 +35,26 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from docqa.config import Settings
 from docqa.conversation import ConversationNotFoundError, ConversationStore, Turn
-from docqa.corpus import CorpusError
+from docqa.corpus import CorpusError, hash_corpus
 from docqa.engine import Engine, QuestionError, answer_json
-from docqa.index import IndexError_
+from docqa.index import IndexError_, stale_reasons
 from docqa.models import Answer, Chunk, DocqaError, Hit
 
 log = logging.getLogger("docqa.api")
+access_log = logging.getLogger("docqa.access")
 
 STATIC_DIR = Path(__file__).parent / "static"
 OPEN_PATHS = frozenset({"/health", "/"})
@@ -65,6 +76,13 @@ DOCS_CSP = (
 DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
 EXAMPLE_BODY = 'e.g. {"message": "your question", "conversation_id": null}'
 SECURITY_HEADERS = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
+RATE_LIMIT_CLIENTS = 10_000
+"""Clients the rate limiter remembers (~100 bytes each); the least recently seen go first."""
+GRACEFUL_SHUTDOWN_S = 30
+"""On SIGTERM, how long in-flight requests may take to finish before they are cancelled."""
+CLOSE = {"Connection": "close"}
+LOG_FIELDS = "docqa_log_fields"
+"""Key of the request state where a route leaves fields for the request's log line."""
 
 
 class NotReadyError(DocqaError):
@@ -105,6 +123,13 @@ class ChatRequestBase(BaseModel):
                 "blank_message", "the message is only whitespace: type a question"
             )
         return message
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _integral_number(cls, k: object) -> object:
+        # JSON has one number type: to JSON Schema, and so to the published OpenAPI schema,
+        # 5.0 is the integer 5. A string or a boolean still fails the strict check.
+        return int(k) if isinstance(k, float) and k.is_integer() else k
 
 
 class Source(BaseModel):
@@ -179,6 +204,13 @@ class Health(BaseModel):
     chunks: int = Field(description="Number of indexed passages.")
     model: str = Field(description="Embedding model the index was built with.")
     index_built_at: str = Field(description="When the index was built (UTC, ISO 8601).")
+    stale: bool = Field(
+        description="True when the corpus on disk no longer matches the loaded index: the "
+        "service keeps answering from the index it loaded until it is restarted."
+    )
+    stale_reasons: list[str] = Field(
+        description="What differs, e.g. 'brief.txt has changed'; empty when not stale."
+    )
 
 
 class HealthProblem(BaseModel):
@@ -244,8 +276,8 @@ def outline_documents(chunks: Sequence[Chunk]) -> list[dict[str, Any]]:
     ]
 
 
-def health_json(engine: Engine) -> dict[str, Any]:
-    """The /health body of a ready service, from the index manifest."""
+def health_json(engine: Engine, changes: list[str]) -> dict[str, Any]:
+    """The /health body of a ready service, from the index manifest and the corpus changes."""
     manifest = engine.index.manifest
     return {
         "status": "ok",
@@ -253,7 +285,32 @@ def health_json(engine: Engine) -> dict[str, Any]:
         "chunks": manifest.get("chunks", len(engine.index.chunks)),
         "model": manifest["model"],
         "index_built_at": manifest["built_at"],
+        "stale": bool(changes),
+        "stale_reasons": changes,
     }
+
+
+def corpus_changes(engine: Engine) -> list[str]:
+    """How the corpus on disk differs from the one the loaded index was built from."""
+    try:
+        corpus = hash_corpus(engine.settings.corpus_dir)
+    except CorpusError as error:
+        return [str(error)]
+    except OSError as error:  # a file removed or made unreadable while it was listed
+        return [f"the corpus cannot be read: {error}"]
+    return stale_reasons(engine.index.manifest, engine.settings, corpus)
+
+
+def log_line(fields: dict[str, Any]) -> str:
+    """key=value pairs on one line; a value with spaces, quotes or control characters is
+    JSON-quoted, so a message cannot break the line or forge a field."""
+    parts = []
+    for key, value in fields.items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if not text or any(c.isspace() or c in '"=\\' or not c.isprintable() for c in text):
+            text = json.dumps(text)
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
 
 
 def validation_message(errors: Sequence[Any]) -> str:
@@ -269,6 +326,30 @@ def validation_message(errors: Sequence[Any]) -> str:
 
 
 @dataclass
+class StalenessCheck:
+    """The corpus changes since the index was loaded, recomputed at most every `every_s`
+    seconds however often /health is asked (the corpus is hashed, which reads every file)."""
+
+    every_s: float
+    changes: list[str] = field(default_factory=list)
+    checked_at: float = -math.inf
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def current(self, engine: Engine) -> list[str]:
+        """The changes, from the cache when it is recent enough."""
+        with self.lock:
+            now = time.monotonic()
+            if now - self.checked_at >= self.every_s:
+                changes = corpus_changes(engine)
+                if changes and changes != self.changes:
+                    log.warning(
+                        "the index is stale (still answering from it): %s", "; ".join(changes)
+                    )
+                self.changes, self.checked_at = changes, now
+            return self.changes
+
+
+@dataclass
 class Service:
     """What the routes share: the engine once loaded (or why it failed) and the conversations."""
 
@@ -277,6 +358,10 @@ class Service:
     engine: Engine | None = None
     error: str | None = None
     loaded: threading.Event = field(default_factory=threading.Event)
+    staleness: StalenessCheck = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.staleness = StalenessCheck(self.settings.stale_check_s)
 
     def load(self) -> None:
         """Load the engine (building the index if needed); record the error if it fails."""
@@ -372,11 +457,17 @@ class ApiKeyGuard:
 
 
 class BodyLimit:
-    """Refuses (413) a request body over `max_bytes`, before it is read into memory."""
+    """Refuses a request body over `max_bytes` (413) before it is read into memory, whether
+    its length is declared or it is streamed (chunked), and one that has not fully arrived
+    `timeout_s` seconds after the request started (408). Both answers close the connection,
+    so the rest of the body is never read."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+        self.too_large = f"the request body is over {max_bytes} bytes: send a shorter question"
+        self.too_slow = f"the request body did not arrive within {timeout_s:g} s: send it again"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -384,30 +475,108 @@ class BodyLimit:
             return
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_bytes:
-            await self.refuse(scope, receive, send)
+            response = JSONResponse({"detail": self.too_large}, 413, headers=CLOSE)
+            await response(scope, receive, send)
             return
+        deadline = time.monotonic() + self.timeout_s
         received = 0
+        complete = False
 
-        async def counting_receive() -> Message:
-            nonlocal received
-            message = await receive()
+        # FastAPI re-raises an HTTPException raised while it reads the body (other errors
+        # become a vague 400), and its handler answers with the status and detail.
+        async def limited_receive() -> Message:
+            nonlocal received, complete
+            if complete:  # after the body, receive() only waits for a disconnect
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+            except TimeoutError:
+                raise HTTPException(408, self.too_slow, headers=CLOSE) from None
             received += len(message.get("body", b""))
             if received > self.max_bytes:
-                raise _BodyTooLarge
+                raise HTTPException(413, self.too_large, headers=CLOSE)
+            complete = message["type"] != "http.request" or not message.get("more_body")
             return message
 
+        await self.app(scope, limited_receive, send)
+
+
+class RateLimit:
+    """Refuses (429, with Retry-After) a client IP over `per_minute` requests a minute, with a
+    token bucket per client: a burst of `per_minute`, then one request per 60/per_minute s.
+    At most `max_clients` buckets are kept (the least recently seen client is forgotten
+    first). /health is never limited, so probes always get through."""
+
+    def __init__(self, app: ASGIApp, per_minute: int, max_clients: int) -> None:
+        self.app = app
+        self.per_minute = per_minute
+        self.max_clients = max_clients
+        self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        """client -> (tokens left, when they were counted)"""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/health":
+            await self.app(scope, receive, send)
+            return
+        client = scope["client"][0] if scope.get("client") else "unknown"
+        wait_s = self.take(client, time.monotonic())
+        if wait_s == 0.0:
+            await self.app(scope, receive, send)
+            return
+        retry = max(1, math.ceil(wait_s))
+        detail = (
+            f"too many requests: the limit is {self.per_minute} a minute per client; "
+            f"retry in {retry} s"
+        )
+        response = JSONResponse({"detail": detail}, 429, headers={"Retry-After": str(retry)})
+        await response(scope, receive, send)
+
+    def take(self, client: str, now: float) -> float:
+        """Spend one of the client's tokens: 0.0 if it had one, else seconds until it will."""
+        rate_per_s = self.per_minute / 60.0
+        tokens, counted_at = self.buckets.pop(client, (float(self.per_minute), now))
+        tokens = min(float(self.per_minute), tokens + (now - counted_at) * rate_per_s)
+        wait_s = 0.0 if tokens >= 1.0 else (1.0 - tokens) / rate_per_s
+        self.buckets[client] = (tokens - 1.0 if wait_s == 0.0 else tokens, now)
+        if len(self.buckets) > self.max_clients:
+            self.buckets.popitem(last=False)
+        return wait_s
+
+
+class AccessLog:
+    """Logs one line per request: client, method, path (never the query string), status,
+    duration, then what the route left in the request state (for /chat the answer's
+    metrics and stage timings)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # unless a response starts: an exception escaped every handler
+        state = scope.setdefault("state", {})
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
         try:
-            await self.app(scope, counting_receive, send)
-        except _BodyTooLarge:
-            await self.refuse(scope, receive, send)
-
-    async def refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
-        detail = f"the request body is over {self.max_bytes} bytes: send a shorter question"
-        await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
-
-
-class _BodyTooLarge(Exception):
-    pass
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            fields = {
+                "client": scope["client"][0] if scope.get("client") else "-",
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000.0, 1),
+                **state.get(LOG_FIELDS, {}),
+            }
+            access_log.info("%s", log_line(fields))
 
 
 class LastResort:
@@ -442,6 +611,16 @@ async def on_docqa_error(request: Request, error: Exception) -> JSONResponse:
     status = next((s for kind, s in ERROR_STATUS.items() if isinstance(error, kind)), 500)
     headers = {"Retry-After": "2"} if isinstance(error, NotReadyError) else None
     return JSONResponse({"detail": str(error)}, status, headers=headers)
+
+
+async def on_http_error(request: Request, error: Exception) -> Response:
+    """FastAPI's HTTP errors; a body it could not parse gets a message that says why."""
+    if isinstance(error.__cause__, RecursionError):
+        detail = f"the request body is JSON nested too deeply to read: {EXAMPLE_BODY}"
+        return JSONResponse({"detail": detail}, 400)
+    if isinstance(error.__cause__, UnicodeDecodeError):
+        return JSONResponse({"detail": f"the request body is not UTF-8 text: {EXAMPLE_BODY}"}, 400)
+    return await http_exception_handler(request, error)  # type: ignore[arg-type]
 
 
 async def on_invalid_request(request: Request, error: Exception) -> JSONResponse:
@@ -490,16 +669,25 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         lifespan=lifespan,
         responses={
             401: {"model": ErrorBody, "description": "Missing or wrong API key"},
+            429: {"model": ErrorBody, "description": "Over the rate limit, when one is set"},
             503: {"model": ErrorBody, "description": "The index is loading or failed to load"},
         },
     )
     app.state.service = service
     app.add_exception_handler(DocqaError, on_docqa_error)
     app.add_exception_handler(RequestValidationError, on_invalid_request)
+    app.add_exception_handler(HTTPException, on_http_error)
+    # Each add_middleware wraps the ones before: a request meets them from the last up.
     app.add_middleware(LastResort)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        BodyLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.client_timeout_s
+    )
     if settings.api_key:
         app.add_middleware(ApiKeyGuard, api_key=settings.api_key)
+    if settings.rate_limit_per_minute:  # outside the key check: it also slows key guessing
+        app.add_middleware(
+            RateLimit, per_minute=settings.rate_limit_per_minute, max_clients=RATE_LIMIT_CLIENTS
+        )
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -510,6 +698,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(SecurityHeaders)
+    app.add_middleware(AccessLog)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     add_routes(app, settings)
     return app
@@ -528,7 +717,7 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
     ServiceDep = Annotated[Service, Depends(get_service)]
     EngineDep = Annotated[Engine, Depends(ready_engine)]
     problems: dict[int | str, dict[str, Any]] = {
-        code: {"model": ErrorBody} for code in (400, 404, 413, 415, 422)
+        code: {"model": ErrorBody} for code in (400, 404, 408, 413, 415, 422)
     }
 
     @app.get("/", include_in_schema=False)
@@ -543,23 +732,22 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
     def health(service: ServiceDep) -> Any:
         """Whether the service can answer: 200 once the index is loaded, 503 before."""
         if service.engine is not None:
-            return health_json(service.engine)
+            return health_json(service.engine, service.staleness.current(service.engine))
         if service.error is not None:
             return JSONResponse({"status": "error", "detail": service.error}, 503)
         body = {"status": "loading", "detail": "the index is loading"}
         return JSONResponse(body, 503, headers={"Retry-After": "2"})
 
     @app.post("/chat", response_model=ChatResponse, responses=problems)
-    def chat(body: ChatRequest, engine: EngineDep, service: ServiceDep) -> Any:
+    def chat(body: ChatRequest, engine: EngineDep, service: ServiceDep, request: Request) -> Any:
         """Answer a message; with a conversation_id, as a follow-up of that conversation."""
         store = service.conversations
         conversation = store.get(body.conversation_id) if body.conversation_id else None
         history = list(conversation.turns) if conversation else []
         answer = engine.ask(body.message, body.k, history)
         conversation = conversation or store.start()
-        question = body.message.strip()
         store.add_turn(conversation, Turn.from_answer(answer))
-        log_chat(settings, conversation.id, answer)
+        note_chat(request, settings, conversation.id, answer)
         return chat_json(answer, conversation.id)
 
     @app.get("/search", response_model=SearchResponse, responses=problems)
@@ -582,17 +770,19 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
         return outline_documents(engine.index.chunks)
 
 
-def log_chat(settings: Settings, conversation_id: str, answer: Answer) -> None:
-    """One log line per answered message; the text only when settings.log_message_text."""
-    text = f" {answer.question.strip()[:200]!r}" if settings.log_message_text else ""
-    log.info(
-        "chat %s…%s answered=%s confidence=%.2f %.0f ms",
-        conversation_id[:6],
-        text,
-        answer.answered,
-        answer.confidence,
-        answer.timings_ms.get("total", 0.0),
-    )
+def note_chat(request: Request, settings: Settings, conversation_id: str, answer: Answer) -> None:
+    """Leave the answer's metrics and stage timings for the request's log line; the question
+    only when settings.log_message_text (the conversation id is cut: it grants access)."""
+    fields: dict[str, Any] = {
+        "conversation": conversation_id[:6],
+        "answered": answer.answered,
+        "confidence": answer.confidence,
+        "sources": len(answer.hits),
+    }
+    fields.update({f"{stage}_ms": round(ms, 1) for stage, ms in answer.timings_ms.items()})
+    if settings.log_message_text:
+        fields["question"] = answer.question[:200]
+    request.scope.setdefault("state", {})[LOG_FIELDS] = fields
 
 
 # ---------------------------------------------------------------------------- serving
@@ -612,11 +802,60 @@ def serve(settings: Settings, host: str, port: int) -> None:
         host=host,
         port=port,
         workers=1,
+        http=header_timeout_protocol(settings.client_timeout_s),
         timeout_keep_alive=5,
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         log_level="info",
         log_config=log_config,
+        access_log=False,  # AccessLog writes the one line per request, without query strings
     )
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
     raise SystemExit(0)
+
+
+def header_timeout_protocol(timeout_s: float) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP protocol (httptools when installed, else h11), closing a connection
+    that has not completed a request's headers `timeout_s` seconds after it opened or after
+    its last response. uvicorn times out only idle keep-alive connections: a client that
+    sends nothing, or its headers a byte at a time, would otherwise hold its socket forever.
+    Both protocols make a new `cycle` when a request's headers are complete."""
+    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+
+    base: Any = AutoHTTPProtocol
+
+    class WithHeaderTimeout(base):
+        header_timer: asyncio.TimerHandle | None = None
+        armed_cycle: object = None
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            self.arm_header_timer()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self.arm_header_timer()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self.disarm_header_timer()
+            super().connection_lost(exc)
+
+        def arm_header_timer(self) -> None:
+            self.disarm_header_timer()
+            self.armed_cycle = self.cycle
+            self.header_timer = self.loop.call_later(timeout_s, self.close_if_no_request)
+
+        def disarm_header_timer(self) -> None:
+            if self.header_timer is not None:
+                self.header_timer.cancel()
+                self.header_timer = None
+
+        def close_if_no_request(self) -> None:
+            self.header_timer = None
+            no_new_request = self.cycle is self.armed_cycle
+            none_running = self.cycle is None or self.cycle.response_complete
+            if no_new_request and none_running and not self.transport.is_closing():
+                self.transport.close()
+
+    return WithHeaderTimeout
