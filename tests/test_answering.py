@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from docqa.answering import NOT_COVERED, compose_answer, confidence_of, select_sentences
+from docqa.answering import (
+    NOT_COVERED,
+    compose_answer,
+    confidence_of,
+    names_unknown_thing,
+    select_sentences,
+)
 from docqa.config import Settings
 from docqa.retrieval import ScoredSentence, search
 from fakes import TableEmbedder, make_index, unit
@@ -44,21 +50,30 @@ def test_sentences_outside_the_answering_hits_are_ignored() -> None:
 
 
 def test_confidence_rises_with_similarity_and_falls_with_unknown_terms() -> None:
-    low, high = (
-        ScoredSentence(0, 0, 1, 0.3, 0.5, True, 0.8),
-        ScoredSentence(0, 0, 1, 0.8, 0.5, True, 1.3),
-    )
-    assert confidence_of(low, 0.0) < confidence_of(high, 0.0)
-    assert confidence_of(high, 1.0) < confidence_of(high, 0.0)
-    assert 0.0 < confidence_of(low, 1.0) < confidence_of(high, 0.0) < 1.0
+    low = ScoredSentence(0, 0, 1, 0.6, 0.5, True, 1.1)
+    high = ScoredSentence(0, 0, 1, 0.8, 0.5, True, 1.3)
+    assert confidence_of(low, 0.0, False) < confidence_of(high, 0.0, False)
+    assert confidence_of(high, 1.0, False) < confidence_of(high, 0.0, False)
+    assert 0.0 < confidence_of(low, 1.0, False) < confidence_of(high, 0.0, False) < 1.0
+
+
+def test_a_name_the_corpus_never_mentions_lowers_confidence() -> None:
+    best = ScoredSentence(0, 0, 1, 0.7, 0.5, True, 1.2)
+    assert confidence_of(best, 0.0, True) < confidence_of(best, 0.0, False)
 
 
 def test_a_sentence_of_the_wrong_kind_lowers_confidence() -> None:
-    fits, misfit = (
-        ScoredSentence(0, 0, 1, 0.6, 0.6, True, 1.2),
-        ScoredSentence(0, 0, 1, 0.6, 0.6, False, 1.1),
-    )
-    assert confidence_of(misfit, 0.0) < confidence_of(fits, 0.0)
+    fits = ScoredSentence(0, 0, 1, 0.6, 0.6, True, 1.2)
+    misfit = ScoredSentence(0, 0, 1, 0.6, 0.6, False, 1.1)
+    assert confidence_of(misfit, 0.0, False) < confidence_of(fits, 0.0, False)
+
+
+def test_names_and_numbers_are_checked_against_the_corpus_vocabulary() -> None:
+    index = make_index([("NATO met in Lisbon in 2010.", [unit(1, 0, 0, 0)])], [unit(1, 0, 0, 0)])
+    assert not names_unknown_thing(index, "When did NATO meet in Lisbon?")
+    assert names_unknown_thing(index, "When did Sweden join NATO?")
+    assert names_unknown_thing(index, "What did the 2022 summit decide?")
+    assert not names_unknown_thing(index, "what did nato decide in 2010?")
 
 
 TEXT = "EUPOL supported the rule of law. It operated from June 2007 to December 2016. Other news."
@@ -72,7 +87,7 @@ def answer_for(query_vector: list[float], question: str, **settings: object):  #
     retrieval = search(
         index, TableEmbedder({question: unit(*query_vector)}), question, 1, Settings(**settings)
     )
-    return compose_answer(index, retrieval, Settings(**settings))
+    return compose_answer(index, retrieval, question, Settings(**settings))
 
 
 def test_an_answer_cites_its_sentences_with_offsets_in_the_passage() -> None:

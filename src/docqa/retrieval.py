@@ -41,8 +41,8 @@ _MONTH = re.compile(
 )
 _QUANTITY = re.compile(
     r"\b(?!(1[89]|20)\d\d\b)\d[\d,.]*\b|\b(one|two|three|four|five|six|seven|eight|nine|ten|"
-    r"eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen|several|"
-    r"few|many|percent)\b",
+    r"eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen|"
+    r"percent)\b",
     re.IGNORECASE,
 )
 _ASKS_DATE = re.compile(
@@ -62,6 +62,8 @@ _ASKS_MONEY = re.compile(
     r"\bhow much (money|funding|does|did|will)\b|\b(cost|budget|funding)\b", re.I
 )
 _MONEY = re.compile(r"[€$£]|\b(euros?|dollars?|million|billion)\b", re.I)
+_ASKS_AGE = re.compile(r"\bhow old\b|\bwhat age\b|\bat what age\b", re.I)
+_AGE = re.compile(r"\b\d+[- ]years?\b|\baged? \d+", re.I)
 _ASKS_DEFINITION = re.compile(
     r"\b(stand for|stands for|acronym|abbreviation)\b|"
     r"^\s*(what|wat|who)\s*('s|s|\s+is|\s+are|\s+was|\s+were)\s+(the\s+|an?\s+)?[\w-]+(\s+[\w-]+)?\s*\??\s*$|"
@@ -70,7 +72,7 @@ _ASKS_DEFINITION = re.compile(
 )
 _PARENTHESIS = re.compile(r"\(([^()]{2,80})\)")
 _ASKS_PLACE = re.compile(r"^\s*where\b|\bin (what|which) (city|country|place|region)\b", re.I)
-_PLACE = re.compile(r"\b(?:in|at|from|near|to)\s+(?:the\s+)?([A-Z][\w-]*)")
+_PLACE = re.compile(r"\b(?:in|at|near)\s+(?:the\s+)?([A-Z][\w-]*)")
 
 
 @dataclass
@@ -144,9 +146,10 @@ class Expectation:
     """The kind of answer a question asks for, read from its wording once per query."""
 
     kind: str = ""
-    """date | money | quantity | place | definition, or "" when anything may answer."""
-    counted: str = ""
-    """For 'how many X': the stem of X."""
+    """age | date | money | quantity | place | definition, or "" when anything may answer."""
+    counted: frozenset[str] = frozenset()
+    """For 'how many X': the stems of the (up to three) words after 'how many', one of
+    which is the thing counted ("how many joint measures accompanied...")."""
     named: frozenset[str] = frozenset()
     """The lowercase words of the question: an answer brings something else."""
 
@@ -154,14 +157,16 @@ class Expectation:
 def expectation_of(question: str) -> Expectation:
     """Read the expected kind of answer from the question's wording."""
     named = frozenset(w.lower() for w in re.findall(r"[\w-]+", question))
+    if _ASKS_AGE.search(question):
+        return Expectation("age", named=named)
     if _ASKS_DATE.search(question):
         return Expectation("date", named=named)
     if _ASKS_MONEY.search(question):
         return Expectation("money", named=named)
     if _ASKS_QUANTITY.search(question):
         asked = _ASKS_COUNT_OF.search(question)
-        counted = tokenize([asked.group(1).split()[-1]])[0] if asked else []
-        return Expectation("quantity", counted[0] if counted else "", named)
+        counted = frozenset(tokenize([asked.group(1)])[0]) if asked else frozenset()
+        return Expectation("quantity", counted, named)
     if _ASKS_PLACE.search(question):
         return Expectation("place", named=named)
     if _ASKS_DEFINITION.search(question):
@@ -172,8 +177,10 @@ def expectation_of(question: str) -> Expectation:
 def fits_answer_type(expectation: Expectation, sentence: str) -> bool:
     """Whether a sentence can hold the kind of answer asked for: a date for 'when', a
     quantity for 'how many' (next to the thing counted, when the sentence names it), an
-    amount for 'how much money', a place for 'where'."""
+    amount for 'how much money', a place for 'where', an age for 'how old'."""
     kind = expectation.kind
+    if kind == "age":
+        return bool(_AGE.search(sentence))
     if kind == "date":
         return bool(_YEAR.search(sentence) or _MONTH.search(sentence))
     if kind == "money":
@@ -196,7 +203,7 @@ def spells_out(expectation: Expectation, sentence: str) -> bool:
     return False
 
 
-def counts_thing(counted: str, sentence: str) -> bool:
+def counts_thing(counted: frozenset[str], sentence: str) -> bool:
     """A quantity in the sentence, and right before the counted noun if the sentence has it."""
     if not _QUANTITY.search(sentence):
         return False
@@ -204,7 +211,7 @@ def counts_thing(counted: str, sentence: str) -> bool:
         return True
     words = re.findall(r"[\w,.]+", sentence)
     stems = [stem[0] if stem else "" for stem in tokenize(words)]
-    places = [i for i, stem in enumerate(stems) if stem == counted]
+    places = [i for i, stem in enumerate(stems) if stem in counted]
     if not places:
         return True
     return any(_QUANTITY.fullmatch(w) for i in places for w in words[max(0, i - 4) : i])
