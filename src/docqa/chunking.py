@@ -83,7 +83,7 @@ def _cut_long(text: str, span: tuple[int, int], max_chars: int) -> Iterator[tupl
 def split_sections(blocks: list[Block]) -> list[tuple[str, list[Block]]]:
     """Group blocks under their headings; text before the first heading is the introduction."""
     sections: list[tuple[str, list[Block]]] = []
-    title, body = INTRODUCTION, []
+    title, body = INTRODUCTION, list[Block]()
     for block in blocks:
         if block.kind == "heading":
             if body:

@@ -25,8 +25,8 @@ class Block:
     text: str
     start: int
     end: int
-    offsets: tuple[int, ...] = field(repr=False, compare=False)
-    """Original-text position of each character of `text`."""
+    offsets: tuple[tuple[int, int], ...] = field(repr=False, compare=False)
+    """(position in `text`, position in the original) where each contiguous piece starts."""
 
 
 @dataclass(frozen=True)
