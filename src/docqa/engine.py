@@ -11,7 +11,7 @@ from docqa.config import Settings
 from docqa.conversation import Turn, resolve_query
 from docqa.embedding import Embedder
 from docqa.index import Index, Notify, open_index
-from docqa.models import Answer, DocqaError
+from docqa.models import Answer, DocqaError, Hit
 from docqa.retrieval import Retrieval, search
 
 
@@ -99,6 +99,20 @@ class Engine:
         )
 
 
+def source_json(hit: Hit) -> dict[str, Any]:
+    """One source in the documented JSON shape."""
+    return {
+        "rank": hit.rank,
+        "chunk_id": hit.chunk.id,
+        "document": hit.chunk.document,
+        "section": hit.chunk.section,
+        "text": hit.chunk.text,
+        "score": round(hit.score, 4),
+        "start": hit.chunk.start,
+        "end": hit.chunk.end,
+    }
+
+
 def answer_json(answer: Answer) -> dict[str, Any]:
     """The answer in the documented JSON shape (shared by `ask --json` and the API)."""
     return {
@@ -106,18 +120,6 @@ def answer_json(answer: Answer) -> dict[str, Any]:
         "answer": answer.text,
         "answered": answer.answered,
         "confidence": answer.confidence,
-        "sources": [
-            {
-                "rank": hit.rank,
-                "chunk_id": hit.chunk.id,
-                "document": hit.chunk.document,
-                "section": hit.chunk.section,
-                "text": hit.chunk.text,
-                "score": round(hit.score, 4),
-                "start": hit.chunk.start,
-                "end": hit.chunk.end,
-            }
-            for hit in answer.hits
-        ],
+        "sources": [source_json(hit) for hit in answer.hits],
         "timings_ms": answer.timings_ms,
     }
