@@ -1272,8 +1272,10 @@ def _render_encoder(results: dict[str, Any]) -> list[str]:
     lines = [
         "## Encoder precision and threads",
         "",
-        "Each setting encodes the same questions one at a time, interleaved with the others "
-        "(floor), then back to back from 1 and from 2 worker threads for a fixed time.",
+        f"Each setting encodes the same {results['plan']['encoder_questions']} questions one at "
+        "a time, the settings taking turns in three rounds (floor: the median), then back to "
+        f"back from 1 and from 2 worker threads for {results['plan']['capacity_seconds']} s "
+        "each.",
         "",
         table(
             [
