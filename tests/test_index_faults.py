@@ -81,6 +81,7 @@ def install_fake_embedder(patch: Callable[[Any, str, Any], None] = setattr) -> N
 
     patch(docqa.embedding, "resolve_model_path", Path)
     patch(docqa.embedding, "export_onnx", fake_export_onnx)
+    patch(docqa.embedding, "quantize_onnx", lambda src, dst: dst)
     patch(docqa.embedding, "OnnxEmbedder", HashedWords)
 
 

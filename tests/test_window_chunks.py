@@ -42,7 +42,12 @@ def test_an_overlap_as_large_as_the_window_is_refused() -> None:
 
 def test_a_windows_index_is_never_taken_for_a_sections_index() -> None:
     sections, windows = Settings(), Settings(chunker="windows")
-    manifest = {"format_version": FORMAT_VERSION, "model": sections.model, "documents": {}}
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "model": sections.model,
+        "encoder_precision": sections.encoder_precision,
+        "documents": {},
+    }
     built_with_sections = {**manifest, "chunker": chunker_description(sections)}
     assert stale_reasons(built_with_sections, sections, {}) == []
     assert stale_reasons(built_with_sections, windows, {}) == [

@@ -41,6 +41,11 @@ class Settings(BaseSettings):
     """onnxruntime intra-op threads for query encoding; 0 lets onnxruntime choose. One by
     measurement (`docqa bench`): on 2 cores, 2 threads encode one query ~30% faster but two
     concurrent queries ~35% slower, as their spinning threads contend for the cores."""
+    encoder_precision: Literal["fp32", "int8"] = "int8"
+    """Weights of the query encoder that `docqa index` saves; passages are always embedded in
+    fp32. int8 (dynamic quantization) encodes a query ~1.7x faster at a cosine of 0.99 to
+    fp32, and scored as well on the evaluation set (answer accuracy 0.908 against 0.899,
+    hit@1 0.958 against 0.950)."""
 
     max_question_chars: int = Field(2000, ge=1)
     max_conversations: int = Field(1000, ge=1)
