@@ -29,8 +29,14 @@ SECTIONS = [
 ]
 
 MIN_TOTAL = 90
-MIN_PER_KIND = {"paraphrase": 15, "number": 15, "casual": 10, "followup": 10,
-                "unanswerable": 6, "near": 6}
+MIN_PER_KIND = {
+    "paraphrase": 15,
+    "number": 15,
+    "casual": 10,
+    "followup": 10,
+    "unanswerable": 6,
+    "near": 6,
+}
 MIN_NO_ANSWER = 14
 MIN_PER_SECTION = 3
 MIN_TIMELINE = 15
@@ -101,39 +107,61 @@ def test_kinds_are_known(items):
 
 
 def test_questions_are_non_empty_strings(items):
-    bad = [it["id"] for it in items
-           if not isinstance(it["question"], str) or not it["question"].strip()]
+    bad = [
+        it["id"]
+        for it in items
+        if not isinstance(it["question"], str) or not it["question"].strip()
+    ]
     assert not bad, f"empty or non-string question in: {bad}"
 
 
 def test_unanswerable_and_near_items_have_null_answer_evidence_and_section(items):
-    bad = [it["id"] for it in items if it["kind"] in NO_ANSWER_KINDS
-           and (it["answer"] is not None or it["evidence"] is not None or it["section"] is not None)]
+    bad = [
+        it["id"]
+        for it in items
+        if it["kind"] in NO_ANSWER_KINDS
+        and (it["answer"] is not None or it["evidence"] is not None or it["section"] is not None)
+    ]
     assert not bad, f"unanswerable/near items with non-null answer, evidence or section: {bad}"
 
 
 def test_answerable_items_have_answer_evidence_and_section(items):
-    bad = [it["id"] for it in answerable(items)
-           if not all(isinstance(it[k], str) and it[k].strip() for k in ("answer", "evidence", "section"))]
+    bad = [
+        it["id"]
+        for it in answerable(items)
+        if not all(
+            isinstance(it[k], str) and it[k].strip() for k in ("answer", "evidence", "section")
+        )
+    ]
     assert not bad, f"answerable items missing answer, evidence or section: {bad}"
 
 
 def test_every_answer_occurs_in_the_document(items, document):
-    bad = [it["id"] for it in answerable(items)
-           if not isinstance(it["answer"], str) or collapse(it["answer"]) not in document]
+    bad = [
+        it["id"]
+        for it in answerable(items)
+        if not isinstance(it["answer"], str) or collapse(it["answer"]) not in document
+    ]
     assert not bad, f"answer not found in the document: {bad}"
 
 
 def test_every_evidence_occurs_exactly_once_in_the_document(items, document):
-    bad = [f'{it["id"]} ({document.count(collapse(it["evidence"]))}x)' for it in answerable(items)
-           if not isinstance(it["evidence"], str) or document.count(collapse(it["evidence"])) != 1]
+    bad = [
+        f"{it['id']} ({document.count(collapse(it['evidence']))}x)"
+        for it in answerable(items)
+        if not isinstance(it["evidence"], str) or document.count(collapse(it["evidence"])) != 1
+    ]
     assert not bad, f"evidence not found exactly once in the document: {bad}"
 
 
 def test_every_evidence_contains_its_answer(items):
-    bad = [it["id"] for it in answerable(items)
-           if not isinstance(it["answer"], str) or not isinstance(it["evidence"], str)
-           or collapse(it["answer"]) not in collapse(it["evidence"])]
+    bad = [
+        it["id"]
+        for it in answerable(items)
+        if not isinstance(it["answer"], str)
+        or not isinstance(it["evidence"], str)
+        or collapse(it["answer"]) not in collapse(it["evidence"])
+    ]
     assert not bad, f"evidence does not contain the answer: {bad}"
 
 
@@ -164,7 +192,7 @@ def test_evidence_lies_in_the_stated_section(items, document):
             continue
         pos = document.find(collapse(it["evidence"]))
         if pos >= 0 and section_at(pos) != it["section"]:
-            bad.append(f'{it["id"]} (is in {section_at(pos)})')
+            bad.append(f"{it['id']} (is in {section_at(pos)})")
     assert not bad, f"evidence not in the stated section: {bad}"
 
 
@@ -185,17 +213,22 @@ def test_every_followup_names_an_earlier_item(items):
 
 def test_every_followup_directly_follows_a_non_followup_first_turn(items):
     bad = []
-    for prev, it in zip([None] + items[:-1], items):
+    for prev, it in zip([None, *items[:-1]], items, strict=False):
         if it["kind"] != "followup":
             continue
-        if prev is None or it["follow_up_of"] != prev["id"] or prev["kind"] in {"followup"} | NO_ANSWER_KINDS:
+        if (
+            prev is None
+            or it["follow_up_of"] != prev["id"]
+            or prev["kind"] in {"followup"} | NO_ANSWER_KINDS
+        ):
             bad.append(it["id"])
     assert not bad, f"followups not placed right after an answerable first turn: {bad}"
 
 
 def test_total_count_meets_minimum(items):
     assert len(items) >= MIN_TOTAL, (
-        f"only {len(items)} items (need {MIN_TOTAL}); ids: {[it['id'] for it in items]}")
+        f"only {len(items)} items (need {MIN_TOTAL}); ids: {[it['id'] for it in items]}"
+    )
 
 
 def test_per_kind_counts_meet_minimums(items):
@@ -206,7 +239,9 @@ def test_per_kind_counts_meet_minimums(items):
     if short:
         problems.append(f"kinds below minimum {short} (need {MIN_PER_KIND})")
     if len(no_answer) < MIN_NO_ANSWER:
-        problems.append(f"only {len(no_answer)} unanswerable/near items (need {MIN_NO_ANSWER}): {no_answer}")
+        problems.append(
+            f"only {len(no_answer)} unanswerable/near items (need {MIN_NO_ANSWER}): {no_answer}"
+        )
     assert not problems, "; ".join(problems)
 
 
@@ -214,6 +249,8 @@ def test_per_section_counts_meet_minimums(items):
     by_section = {s: [it["id"] for it in items if it["section"] == s] for s in SECTIONS}
     problems = [f"{s}: {ids}" for s, ids in by_section.items() if len(ids) < MIN_PER_SECTION]
     if len(by_section["TIMELINE"]) < MIN_TIMELINE:
-        problems.append(f"TIMELINE has {len(by_section['TIMELINE'])} items (need {MIN_TIMELINE}): "
-                        f"{by_section['TIMELINE']}")
+        problems.append(
+            f"TIMELINE has {len(by_section['TIMELINE'])} items (need {MIN_TIMELINE}): "
+            f"{by_section['TIMELINE']}"
+        )
     assert not problems, "sections below minimum: " + "; ".join(problems)
