@@ -11,6 +11,7 @@ scores then pick the answer.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 import time
@@ -179,17 +180,23 @@ def fits_answer_type(expectation: Expectation, sentence: str) -> bool:
     quantity for 'how many' (next to the thing counted, when the sentence names it), an
     amount for 'how much money', a place for 'where', an age for 'how old'."""
     kind = expectation.kind
-    if kind == "age":
-        return bool(_AGE.search(sentence))
-    if kind == "date":
-        return bool(_YEAR.search(sentence) or _MONTH.search(sentence))
-    if kind == "money":
-        return bool(_MONEY.search(sentence))
-    if kind == "quantity":
-        return counts_thing(expectation.counted, sentence)
+    if kind in ("", "definition"):
+        return True
     if kind == "place":
         return any(m.group(1).lower() not in expectation.named for m in _PLACE.finditer(sentence))
-    return True
+    if not mentions(kind, sentence):
+        return False
+    return kind != "quantity" or counts_thing(expectation.counted, sentence)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def mentions(kind: str, sentence: str) -> bool:
+    """Whether a sentence holds a date, an amount of money, an age or a quantity (cached:
+    the same sentences come back query after query)."""
+    if kind == "date":
+        return bool(_YEAR.search(sentence) or _MONTH.search(sentence))
+    pattern = {"money": _MONEY, "age": _AGE, "quantity": _QUANTITY}[kind]
+    return bool(pattern.search(sentence))
 
 
 def spells_out(expectation: Expectation, sentence: str) -> bool:
@@ -204,9 +211,7 @@ def spells_out(expectation: Expectation, sentence: str) -> bool:
 
 
 def counts_thing(counted: frozenset[str], sentence: str) -> bool:
-    """A quantity in the sentence, and right before the counted noun if the sentence has it."""
-    if not _QUANTITY.search(sentence):
-        return False
+    """A quantity right before the counted noun, if the sentence names that noun."""
     if not counted:
         return True
     words = re.findall(r"[\w,.]+", sentence)
@@ -218,16 +223,18 @@ def counts_thing(counted: frozenset[str], sentence: str) -> bool:
 
 
 def score_sentences(
-    index: Index, row: int, vector: np.ndarray, weights: dict[str, float], expectation: Expectation
+    index: Index,
+    row: int,
+    similarities: list[float],
+    weights: dict[str, float],
+    expectation: Expectation,
 ) -> list[ScoredSentence]:
-    """Score each sentence of one chunk against the question."""
+    """Score each sentence of one chunk against the question, given their similarities."""
     chunk = index.chunks[row]
-    first = int(index.sentence_starts[row])
-    similarities = index.sentence_vectors[first : first + len(chunk.sentences)] @ vector
     total = sum(weights.values()) or 1.0
     scored = []
     for (start, end), similarity, terms in zip(
-        chunk.sentences, similarities.tolist(), index.sentence_terms(row), strict=True
+        chunk.sentences, similarities, index.sentence_terms(row), strict=True
     ):
         overlap = sum(w for t, w in weights.items() if t in terms) / total
         text = chunk.text[start:end]
@@ -237,6 +244,21 @@ def score_sentences(
             score += DEFINITION_BONUS
         scored.append(ScoredSentence(row, start, end, similarity, overlap, fits, score))
     return scored
+
+
+def sentence_similarities(index: Index, rows: list[int], vector: np.ndarray) -> list[list[float]]:
+    """Cosine similarity of the query to every sentence of the given chunks, in one product."""
+    starts = index.sentence_starts
+    bounds = [(int(starts[row]), int(starts[row + 1])) for row in rows]
+    if not bounds:
+        return []
+    positions = np.concatenate([np.arange(first, last) for first, last in bounds])
+    flat = (index.sentence_vectors[positions] @ vector).tolist()
+    result, at = [], 0
+    for first, last in bounds:
+        result.append(flat[at : at + last - first])
+        at += last - first
+    return result
 
 
 def search(
@@ -293,8 +315,9 @@ def rerank(
     lexical_scores = dict(zip(lexical.rows, lexical.scores, strict=True))
     top_lexical = max(lexical.scores, default=0.0) or 1.0
     scored: dict[int, tuple[float, list[ScoredSentence]]] = {}
-    for row in dict.fromkeys(dense.rows + lexical.rows):
-        sentences = score_sentences(index, row, vector, weights, expectation)
+    rows = list(dict.fromkeys(dense.rows + lexical.rows))
+    for row, similarities in zip(rows, sentence_similarities(index, rows, vector), strict=True):
+        sentences = score_sentences(index, row, similarities, weights, expectation)
         if mode == "dense":
             score = dense_scores[row]
         elif mode == "lexical":
