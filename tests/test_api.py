@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -44,27 +44,6 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     with pytest.MonkeyPatch.context() as monkeypatch:
         use_fake_embedder(monkeypatch)
         return Engine.load(settings)
-
-
-@pytest.fixture
-def make_client(engine: Engine) -> Iterator[Callable[..., TestClient]]:
-    """Clients of an app over the shared engine, with settings overridden as asked."""
-    clients: list[TestClient] = []
-
-    def make(**overrides: Any) -> TestClient:
-        settings = engine.settings.model_copy(update=overrides)
-        client = TestClient(create_app(settings, engine))
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
-
-
-@pytest.fixture
-def client(make_client: Callable[..., TestClient]) -> TestClient:
-    return make_client()
 
 
 def chat(client: TestClient, message: str, conversation_id: str | None = None) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import logging
 import re
 import shutil
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -53,26 +53,6 @@ def engine(tmp_path_factory: pytest.TempPathFactory) -> Engine:
     with pytest.MonkeyPatch.context() as monkeypatch:
         use_fake_embedder(monkeypatch)
         return Engine.load(settings)
-
-
-@pytest.fixture
-def make_client(engine: Engine) -> Iterator[Callable[..., TestClient]]:
-    """Clients of an app over the shared engine, with settings overridden as asked."""
-    clients: list[TestClient] = []
-
-    def make(**overrides: Any) -> TestClient:
-        client = TestClient(create_app(engine.settings.model_copy(update=overrides), engine))
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
-
-
-@pytest.fixture
-def client(make_client: Callable[..., TestClient]) -> TestClient:
-    return make_client()
 
 
 @dataclass

@@ -1,0 +1,33 @@
+"""Fixtures shared by the API tests: each test module defines its own `engine` fixture."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from docqa.api import create_app
+from docqa.engine import Engine
+
+
+@pytest.fixture
+def make_client(engine: Engine) -> Iterator[Callable[..., TestClient]]:
+    """Clients of an app over the module's engine, with settings overridden as asked."""
+    clients: list[TestClient] = []
+
+    def make(**overrides: Any) -> TestClient:
+        client = TestClient(create_app(engine.settings.model_copy(update=overrides), engine))
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()
+
+
+@pytest.fixture
+def client(make_client: Callable[..., TestClient]) -> TestClient:
+    """A client of an app over the module's engine with its own settings."""
+    return make_client()
