@@ -140,7 +140,9 @@ class Source(BaseModel):
     document: str = Field(description="Corpus file the passage comes from.")
     section: str = Field(description="Heading of the section that holds the passage.")
     text: str = Field(description="The passage text (cleaned of PDF line breaks).")
-    score: float = Field(description="Fused retrieval score; higher is better.")
+    score: float = Field(
+        description="Retrieval score from 0 to 1 (best sentence match); higher is better."
+    )
     start: int = Field(description="Offset of the passage's first character in the document.")
     end: int = Field(description="Offset just after the passage's last character in the document.")
 
