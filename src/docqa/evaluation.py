@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -10,7 +11,7 @@ import re
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -429,15 +430,23 @@ def read_baseline(path: Path) -> dict[str, Any] | None:
     return record
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a file through a temporary sibling renamed into place, so it is never half-written."""
+@contextlib.contextmanager
+def replaced_atomically(path: Path) -> Iterator[Path]:
+    """A temporary sibling of `path` to write, renamed over it once written: a reader never
+    sees a half-written file, and a failed write leaves the old one."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        temporary.write_text(text, encoding="utf-8")
+        yield temporary
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a text file atomically."""
+    with replaced_atomically(path) as temporary:
+        temporary.write_text(text, encoding="utf-8")
 
 
 # --- text and Markdown -----------------------------------------------------------------------
@@ -629,14 +638,9 @@ def _figure(width: float = 6.0, height: float = 3.6) -> Figure:
 
 
 def save_figure(figure: Figure, path: Path) -> None:
-    """Save a chart as PNG through a temporary file renamed into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    """Save a chart as PNG atomically."""
+    with replaced_atomically(path) as temporary:
         figure.savefig(temporary, format="png")
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def plot_hit_curve(outcomes: list[Outcome]) -> Figure:
