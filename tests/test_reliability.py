@@ -25,7 +25,12 @@ import httpx
 import pytest
 
 from docqa.index import build_lock, current_build
-from test_server import ROOT, Server, docqa_command, free_port, running_server, server_env
+from test_server import (
+    ROOT,
+    Server,
+    running_server,
+    spawned_server,
+)
 
 pytestmark = pytest.mark.server
 
@@ -110,19 +115,9 @@ def is_closed(sock: socket.socket) -> bool:
 @contextmanager
 def started_server(log_path: Path, **env: str) -> Iterator[Server]:
     """Start `docqa serve` and wait until /health says it is ready or failed to load."""
-    port = free_port()
-    with open(log_path, "wb") as log:
-        process = subprocess.Popen(
-            [*docqa_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            cwd=ROOT,
-            env=server_env(**env),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-    server = Server(f"http://127.0.0.1:{port}", process, log_path)
-    try:
+    with spawned_server(log_path, **env) as server:
         deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and process.poll() is None:
+        while time.monotonic() < deadline and server.process.poll() is None:
             try:
                 if httpx.get(f"{server.url}/health", timeout=2.0).json()["status"] != "loading":
                     break
@@ -130,10 +125,6 @@ def started_server(log_path: Path, **env: str) -> Iterator[Server]:
                 pass
             time.sleep(0.2)
         yield server
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait(timeout=10)
 
 
 def copy_index(destination: Path, files: tuple[str, ...] | None = None) -> Path:

@@ -80,27 +80,34 @@ def wait_until_ready(server: Server) -> None:
 
 
 @contextmanager
+def spawned_server(log_path: Path, **env: str) -> Iterator[Server]:
+    """Start `docqa serve` on a free port, logging to `log_path`; always kill it afterwards."""
+    port = free_port()
+    with open(log_path, "wb") as log:
+        process = subprocess.Popen(
+            [*docqa_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            env=server_env(**env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        yield Server(f"http://127.0.0.1:{port}", process, log_path)
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait(timeout=10)
+
+
+@contextmanager
 def running_server(**env: str) -> Iterator[Server]:
     """Start `docqa serve` on a free port, wait for /health 200, always kill it afterwards."""
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="docqa-serve-") as folder:
-        log_path = Path(folder) / "server.log"
-        with open(log_path, "wb") as log:
-            process = subprocess.Popen(
-                [*docqa_command(), "serve", "--host", "127.0.0.1", "--port", str(port)],
-                cwd=ROOT,
-                env=server_env(**env),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-        server = Server(f"http://127.0.0.1:{port}", process, log_path)
-        try:
-            wait_until_ready(server)
-            yield server
-        finally:
-            if process.poll() is None:
-                process.kill()
-            process.wait(timeout=10)
+    with (
+        tempfile.TemporaryDirectory(prefix="docqa-serve-") as folder,
+        spawned_server(Path(folder) / "server.log", **env) as server,
+    ):
+        wait_until_ready(server)
+        yield server
 
 
 @pytest.fixture(scope="module")
