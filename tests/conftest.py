@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from docqa.api import create_app
 from docqa.engine import Engine
+from docqa.service import create_app
 
 
 @pytest.fixture

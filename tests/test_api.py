@@ -12,11 +12,11 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-import docqa.api
-from docqa.api import create_app
+import docqa.service.state
 from docqa.config import Settings
 from docqa.engine import Engine, answer_json
 from docqa.index import IndexMissingError
+from docqa.service import create_app
 from fakes import tiny_settings, use_fake_embedder
 
 # One sentence per paragraph, each over the 50-character chunk target: one chunk each.
@@ -67,10 +67,12 @@ def test_health_reports_the_loaded_index(client: TestClient, engine: Engine) -> 
         "chunks",
         "model",
         "index_built_at",
+        "index_version",
         "stale",
         "stale_reasons",
     }
     assert body["status"] == "ok"
+    assert body["index_version"] == engine.index.path.name
     assert body["stale"] is False
     assert body["stale_reasons"] == []
     assert body["documents"] == 1
@@ -88,7 +90,7 @@ def test_health_is_503_loading_until_the_engine_is_ready(
         release.wait(10)
         return engine
 
-    monkeypatch.setattr(docqa.api.Engine, "load", slow_load)
+    monkeypatch.setattr(docqa.service.state.Engine, "load", slow_load)
     app = create_app(engine.settings)
     with TestClient(app) as client:
         loading = client.get("/health")
@@ -112,7 +114,7 @@ def test_failed_load_is_503_with_the_error_on_every_endpoint(
     def failing_load(settings: Settings, notify: Any = None) -> Engine:
         raise IndexMissingError("no index in /nowhere yet (run `docqa index`)")
 
-    monkeypatch.setattr(docqa.api.Engine, "load", failing_load)
+    monkeypatch.setattr(docqa.service.state.Engine, "load", failing_load)
     app = create_app(engine.settings)
     with TestClient(app) as client:
         assert app.state.service.loaded.wait(10)

@@ -17,8 +17,8 @@ import pytest
 import schemathesis
 from schemathesis import GenerationMode
 
-from docqa.api import create_app
 from docqa.engine import Engine
+from docqa.service import create_app
 from fakes import tiny_settings, use_fake_embedder
 
 MAX_EXAMPLES = 50

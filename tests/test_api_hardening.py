@@ -27,11 +27,12 @@ from fastapi.routing import APIRoute
 from fastapi.testclient import TestClient
 from starlette.routing import Mount, Route
 
-import docqa.api
-from docqa.api import RateLimit, create_app
+import docqa.service.middleware
 from docqa.config import Settings
 from docqa.engine import Engine
 from docqa.index import build_index
+from docqa.service import create_app
+from docqa.service.middleware import RateLimit
 from fakes import tiny_settings, use_fake_embedder
 
 CORPUS = """BRIDGES
@@ -522,7 +523,7 @@ def test_api_key_is_compared_in_constant_time(
         compared.append((a, b))
         return compare_digest(a, b)
 
-    monkeypatch.setattr(docqa.api.hmac, "compare_digest", spy)
+    monkeypatch.setattr(docqa.service.middleware.hmac, "compare_digest", spy)
     client = make_client(api_key=KEY)
 
     client.get("/documents", headers={"Authorization": "Bearer wrong"})

@@ -184,7 +184,7 @@ def cmd_chat(options: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_serve(options: argparse.Namespace, settings: Settings) -> int:
-    from docqa.api import serve
+    from docqa.service import serve
 
     serve(settings, options.host, options.port)
     return 0

@@ -30,17 +30,24 @@ class Engine:
     @classmethod
     def load(cls, settings: Settings, notify: Notify | None = None) -> Engine:
         """Open (building if needed) the index and load its ONNX query encoder."""
+        return cls.from_index(open_index(settings, notify), settings)
+
+    @classmethod
+    def from_index(
+        cls, index: Index, settings: Settings, embedder: Embedder | None = None
+    ) -> Engine:
+        """An engine over a loaded index, with its ONNX query encoder unless one is given."""
         import faiss
 
         from docqa.embedding import OnnxEmbedder
 
-        index = open_index(settings, notify)
         # Queries come one at a time: OpenMP threads only add synchronisation to a single
         # search (`docqa bench`: flat search over 20k vectors 2.1 ms on 1 thread, 7.6 on 2).
         faiss.omp_set_num_threads(1)
-        embedder = OnnxEmbedder(
-            index.path / "encoder", intra_op_num_threads=settings.encoder_threads
-        )
+        if embedder is None:
+            embedder = OnnxEmbedder(
+                index.path / "encoder", intra_op_num_threads=settings.encoder_threads
+            )
         return cls(index, embedder, settings)
 
     def check(self, question: str, k: int | None) -> int:

@@ -1,0 +1,73 @@
+"""Error mapping: domain errors and invalid requests to status codes and JSON bodies."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastapi import Request
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import JSONResponse
+from starlette.responses import Response
+
+from docqa.conversation import ConversationNotFoundError
+from docqa.corpus import CorpusError
+from docqa.engine import QuestionError
+from docqa.index import IndexError_
+from docqa.models import DocqaError
+from docqa.service.state import NotReadyError
+
+EXAMPLE_BODY = 'e.g. {"message": "your question", "conversation_id": null}'
+
+
+ERROR_STATUS: dict[type[DocqaError], int] = {
+    NotReadyError: 503,
+    QuestionError: 422,
+    ConversationNotFoundError: 404,
+    IndexError_: 503,
+    CorpusError: 503,
+}
+
+
+def validation_message(errors: Sequence[Any]) -> str:
+    """One line naming each invalid field and its problem."""
+    parts = []
+    for error in errors:
+        where = ".".join(str(part) for part in error["loc"] if part != "body")
+        parts.append(f"{where}: {error['msg']}" if where else error["msg"])
+    return "; ".join(parts)
+
+
+async def on_docqa_error(request: Request, error: Exception) -> JSONResponse:
+    """A domain error: its message, with the status code of its kind."""
+    status = next((s for kind, s in ERROR_STATUS.items() if isinstance(error, kind)), 500)
+    headers = {"Retry-After": "2"} if isinstance(error, NotReadyError) else None
+    return JSONResponse({"detail": str(error)}, status, headers=headers)
+
+
+async def on_http_error(request: Request, error: Exception) -> Response:
+    """FastAPI's HTTP errors; a body it could not parse gets a message that says why."""
+    if isinstance(error.__cause__, RecursionError):
+        detail = f"the request body is JSON nested too deeply to read: {EXAMPLE_BODY}"
+        return JSONResponse({"detail": detail}, 400)
+    if isinstance(error.__cause__, UnicodeDecodeError):
+        return JSONResponse({"detail": f"the request body is not UTF-8 text: {EXAMPLE_BODY}"}, 400)
+    return await http_exception_handler(request, error)  # type: ignore[arg-type]
+
+
+async def on_invalid_request(request: Request, error: Exception) -> JSONResponse:
+    """400 for a body that is not JSON, 415 for one not sent as JSON, 422 for invalid fields."""
+    problems = [
+        {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+        for e in getattr(error, "errors", list)()
+    ]
+    if any(p["type"] == "json_invalid" for p in problems):
+        return JSONResponse({"detail": f"the request body is not valid JSON: {EXAMPLE_BODY}"}, 400)
+    whole_body = any(p["loc"] == ["body"] for p in problems)
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if whole_body and media_type != "application/json":
+        detail = f"send the body as JSON with `Content-Type: application/json`, {EXAMPLE_BODY}"
+        return JSONResponse({"detail": detail}, 415)
+    if whole_body:
+        return JSONResponse(
+            {"detail": f"the request body must be a JSON object: {EXAMPLE_BODY}"}, 422
+        )
+    return JSONResponse({"detail": validation_message(problems), "errors": problems}, 422)

@@ -1,0 +1,251 @@
+"""The ASGI middleware of the service: security headers, API key, body limit, rate limit,
+access log and the last-resort 500."""
+
+import asyncio
+import hmac
+import json
+import logging
+import math
+import time
+from collections import OrderedDict
+from typing import Any
+
+from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+log = logging.getLogger("docqa.service")
+access_log = logging.getLogger("docqa.access")
+
+OPEN_PATHS = frozenset({"/health", "/"})
+"""Paths (besides /static/*) that answer without an API key: the page must load to ask for one."""
+PAGE_CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+    "object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+)
+# FastAPI's /docs (Swagger UI) and /redoc pages load their code from cdn.jsdelivr.net and run
+# an inline script; they work only online and only under this looser policy.
+DOCS_CSP = (
+    "default-src 'self'; img-src 'self' data: https://fastapi.tiangolo.com https://cdn.redoc.ly; "
+    "style-src 'self' 'unsafe-inline' https://cdn.jsdelivr.net https://fonts.googleapis.com; "
+    "font-src https://fonts.gstatic.com; script-src 'self' 'unsafe-inline' "
+    "https://cdn.jsdelivr.net; worker-src 'self' blob:; object-src 'none'; base-uri 'none'; "
+    "frame-ancestors 'none'"
+)
+DOCS_PATHS = frozenset({"/docs", "/docs/oauth2-redirect", "/redoc"})
+EXAMPLE_BODY = 'e.g. {"message": "your question", "conversation_id": null}'
+SECURITY_HEADERS = {"x-content-type-options": "nosniff", "referrer-policy": "no-referrer"}
+RATE_LIMIT_CLIENTS = 10_000
+"""Clients the rate limiter remembers (~100 bytes each); the least recently seen go first."""
+CLOSE = {"Connection": "close"}
+LOG_FIELDS = "docqa_log_fields"
+
+
+def log_line(fields: dict[str, Any]) -> str:
+    """key=value pairs on one line; a value with spaces, quotes or control characters is
+    JSON-quoted, so a message cannot break the line or forge a field."""
+    parts = []
+    for key, value in fields.items():
+        text = str(value).lower() if isinstance(value, bool) else str(value)
+        if not text or any(c.isspace() or c in '"=\\' or not c.isprintable() for c in text):
+            text = json.dumps(text)
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+class SecurityHeaders:
+    """Adds the content security policy and hardening headers to every response."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        policy = DOCS_CSP if scope["path"] in DOCS_PATHS else PAGE_CSP
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers["content-security-policy"] = policy
+                headers.update(SECURITY_HEADERS)
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class ApiKeyGuard:
+    """With an API key set, refuses (401) every path but /health, / and /static/*
+    unless the request carries `Authorization: Bearer <key>`."""
+
+    def __init__(self, app: ASGIApp, api_key: str) -> None:
+        self.app = app
+        self.api_key = api_key.encode()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] != "http" or path in OPEN_PATHS or path.startswith("/static/"):
+            await self.app(scope, receive, send)
+            return
+        scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self.api_key):
+            await self.app(scope, receive, send)
+            return
+        detail = (
+            "the API key is not valid"
+            if token
+            else "this server needs an API key: send it as `Authorization: Bearer <key>`"
+        )
+        response = JSONResponse(
+            {"detail": detail}, status_code=401, headers={"WWW-Authenticate": "Bearer"}
+        )
+        await response(scope, receive, send)
+
+
+class BodyLimit:
+    """Refuses a request body over `max_bytes` (413) before it is read into memory, whether
+    its length is declared or it is streamed (chunked), and one that has not fully arrived
+    `timeout_s` seconds after the request started (408). Both answers close the connection,
+    so the rest of the body is never read."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+        self.timeout_s = timeout_s
+        self.too_large = f"the request body is over {max_bytes} bytes: send a shorter question"
+        self.too_slow = f"the request body did not arrive within {timeout_s:g} s: send it again"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            response = JSONResponse({"detail": self.too_large}, 413, headers=CLOSE)
+            await response(scope, receive, send)
+            return
+        deadline = time.monotonic() + self.timeout_s
+        received = 0
+        complete = False
+
+        # FastAPI re-raises an HTTPException raised while it reads the body (other errors
+        # become a vague 400), and its handler answers with the status and detail.
+        async def limited_receive() -> Message:
+            nonlocal received, complete
+            if complete:  # after the body, receive() only waits for a disconnect
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), deadline - time.monotonic())
+            except TimeoutError:
+                raise HTTPException(408, self.too_slow, headers=CLOSE) from None
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise HTTPException(413, self.too_large, headers=CLOSE)
+            complete = message["type"] != "http.request" or not message.get("more_body")
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+
+class RateLimit:
+    """Refuses (429, with Retry-After) a client IP over `per_minute` requests a minute, with a
+    token bucket per client: a burst of `per_minute`, then one request per 60/per_minute s.
+    At most `max_clients` buckets are kept (the least recently seen client is forgotten
+    first). /health is never limited, so probes always get through."""
+
+    def __init__(self, app: ASGIApp, per_minute: int, max_clients: int) -> None:
+        self.app = app
+        self.per_minute = per_minute
+        self.max_clients = max_clients
+        self.buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()
+        """client -> (tokens left, when they were counted)"""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] == "/health":
+            await self.app(scope, receive, send)
+            return
+        client = scope["client"][0] if scope.get("client") else "unknown"
+        wait_s = self.take(client, time.monotonic())
+        if wait_s == 0.0:
+            await self.app(scope, receive, send)
+            return
+        retry = max(1, math.ceil(wait_s))
+        detail = (
+            f"too many requests: the limit is {self.per_minute} a minute per client; "
+            f"retry in {retry} s"
+        )
+        response = JSONResponse({"detail": detail}, 429, headers={"Retry-After": str(retry)})
+        await response(scope, receive, send)
+
+    def take(self, client: str, now: float) -> float:
+        """Spend one of the client's tokens: 0.0 if it had one, else seconds until it will."""
+        rate_per_s = self.per_minute / 60.0
+        tokens, counted_at = self.buckets.pop(client, (float(self.per_minute), now))
+        tokens = min(float(self.per_minute), tokens + (now - counted_at) * rate_per_s)
+        wait_s = 0.0 if tokens >= 1.0 else (1.0 - tokens) / rate_per_s
+        self.buckets[client] = (tokens - 1.0 if wait_s == 0.0 else tokens, now)
+        if len(self.buckets) > self.max_clients:
+            self.buckets.popitem(last=False)
+        return wait_s
+
+
+class AccessLog:
+    """Logs one line per request: client, method, path (never the query string), status,
+    duration, then what the route left in the request state (for /chat the answer's
+    metrics and stage timings)."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500  # unless a response starts: an exception escaped every handler
+        state = scope.setdefault("state", {})
+
+        async def send_noting_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:
+            fields = {
+                "client": scope["client"][0] if scope.get("client") else "-",
+                "method": scope["method"],
+                "path": scope["path"],
+                "status": status,
+                "duration_ms": round((time.perf_counter() - started) * 1000.0, 1),
+                **state.get(LOG_FIELDS, {}),
+            }
+            access_log.info("%s", log_line(fields))
+
+
+class LastResort:
+    """Turns an unexpected exception into a JSON 500 with a generic message; logs the traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unexpected error in %s %s", scope.get("method"), scope.get("path"))
+            if started or scope["type"] != "http":
+                raise
+            body = {"detail": "internal error: the server logged the details"}
+            await JSONResponse(body, status_code=500)(scope, receive, send)

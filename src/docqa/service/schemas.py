@@ -1,0 +1,154 @@
+"""HTTP request and response bodies, as published in the OpenAPI schema.
+
+The module avoids `from __future__ import annotations`: FastAPI and pydantic read these
+annotations at runtime.
+"""
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
+
+
+class ChatRequestBase(BaseModel):
+    """A question, optionally continuing a conversation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    message: str = Field(min_length=1, description="The question, in plain text.")
+    conversation_id: str | None = Field(
+        None,
+        max_length=128,
+        description="The id returned by an earlier /chat answer, to ask a follow-up; "
+        "null (or absent) starts a new conversation.",
+    )
+    k: int = Field(5, ge=1, le=50, strict=True, description="How many passages to return.")
+
+    @field_validator("message")
+    @classmethod
+    def _not_blank(cls, message: str) -> str:
+        if not message.strip():
+            raise PydanticCustomError(
+                "blank_message", "the message is only whitespace: type a question"
+            )
+        return message
+
+    @field_validator("k", mode="before")
+    @classmethod
+    def _integral_number(cls, k: object) -> object:
+        # JSON has one number type: to JSON Schema, and so to the published OpenAPI schema,
+        # 5.0 is the integer 5. A string or a boolean still fails the strict check.
+        return int(k) if isinstance(k, float) and k.is_integer() else k
+
+
+class Source(BaseModel):
+    """A retrieved passage of the document."""
+
+    rank: int = Field(description="Position in the ranking, 1 for the best passage.")
+    chunk_id: str = Field(description="Stable id of the passage in the index.")
+    document: str = Field(description="Corpus file the passage comes from.")
+    section: str = Field(description="Heading of the section that holds the passage.")
+    text: str = Field(description="The passage text (cleaned of PDF line breaks).")
+    score: float = Field(
+        description="Retrieval score from 0 to 1 (best sentence match); higher is better."
+    )
+    start: int = Field(description="Offset of the passage's first character in the document.")
+    end: int = Field(description="Offset just after the passage's last character in the document.")
+
+
+class Citation(BaseModel):
+    """A sentence of a source that the answer quotes."""
+
+    rank: int = Field(description="Rank of the source the sentence comes from.")
+    chunk_id: str = Field(description="Id of that source.")
+    text: str = Field(description="The quoted sentence.")
+    start: int = Field(description="Offset of the sentence inside the source's `text`.")
+    end: int = Field(description="Offset just after the sentence inside the source's `text`.")
+
+
+class ChatResponse(BaseModel):
+    """The answer to one message and the passages it rests on."""
+
+    conversation_id: str = Field(description="Send it back with the next message to follow up.")
+    answer: str = Field(
+        description="Sentences quoted from the document, or a notice that it does not say."
+    )
+    answered: bool = Field(description="False when the document does not cover the question.")
+    confidence: float = Field(ge=0.0, le=1.0, description="How sure the answer is, 0 to 1.")
+    sources: list[Source] = Field(description="The passages retrieved, best first.")
+    citations: list[Citation] = Field(
+        description="The source sentences that make up the answer; empty when not answered."
+    )
+    timings_ms: dict[str, float] = Field(
+        description="Milliseconds per stage (encode, dense, lexical, fusion, answer, total)."
+    )
+
+
+class SearchResponse(BaseModel):
+    """The passages ranked for a query, without an answer."""
+
+    query: str = Field(description="The query as searched.")
+    sources: list[Source] = Field(description="The passages retrieved, best first.")
+    timings_ms: dict[str, float] = Field(description="Milliseconds per retrieval stage.")
+
+
+class Section(BaseModel):
+    """A section of a document."""
+
+    title: str = Field(description="The section heading ('Introduction' before the first one).")
+    chunks: int = Field(description="Number of indexed passages in the section.")
+
+
+class DocumentOutline(BaseModel):
+    """An indexed document and its sections, in document order."""
+
+    name: str = Field(description="Path of the file inside the corpus folder.")
+    chunks: int = Field(description="Number of indexed passages in the document.")
+    sections: list[Section] = Field(description="Sections in the order they appear.")
+
+
+class Health(BaseModel):
+    """The service is ready."""
+
+    status: Literal["ok"] = Field(description="Always 'ok' with status code 200.")
+    documents: int = Field(description="Number of indexed documents.")
+    chunks: int = Field(description="Number of indexed passages.")
+    model: str = Field(description="Embedding model the index was built with.")
+    index_built_at: str = Field(description="When the index was built (UTC, ISO 8601).")
+    index_version: str = Field(
+        description="Name of the index build answering now; changes when a new build is "
+        "switched in (the service follows index/CURRENT without a restart)."
+    )
+    stale: bool = Field(
+        description="True when the corpus on disk no longer matches the loaded index: the "
+        "service keeps answering from it until a new build is switched in."
+    )
+    stale_reasons: list[str] = Field(
+        description="What differs, e.g. 'brief.txt has changed'; empty when not stale."
+    )
+
+
+class HealthProblem(BaseModel):
+    """The service cannot answer yet (503)."""
+
+    status: Literal["loading", "error"] = Field(
+        description="'loading' while the index loads, 'error' if loading failed."
+    )
+    detail: str = Field(description="What is happening, for a person.")
+
+
+class FieldProblem(BaseModel):
+    """One invalid field of a request."""
+
+    loc: list[str | int] = Field(description="Where the problem is, e.g. ['body', 'k'].")
+    msg: str = Field(description="What is wrong.")
+    type: str = Field(description="Machine-readable kind of problem.")
+
+
+class ErrorBody(BaseModel):
+    """Every error response."""
+
+    detail: str = Field(description="What went wrong and, when it helps, how to fix it.")
+    errors: list[FieldProblem] | None = Field(
+        None, description="For 422: each invalid field of the request."
+    )

@@ -1,0 +1,219 @@
+"""What the routes share: the loaded engine (or why it failed), the conversations, and the
+conversions from engine results to response bodies."""
+
+import logging
+import math
+import threading
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+
+from docqa.config import Settings
+from docqa.conversation import ConversationStore
+from docqa.corpus import CorpusError, hash_corpus
+from docqa.engine import Engine, answer_json, source_json
+from docqa.index import current_build, load_build, stale_reasons
+from docqa.models import Answer, Chunk, DocqaError, Hit
+
+log = logging.getLogger("docqa.service")
+
+
+class NotReadyError(DocqaError):
+    """The engine is still loading, or failed to load."""
+
+
+def sources_json(hits: Sequence[Hit]) -> list[dict[str, Any]]:
+    """Hits as the source objects of `docqa ask --json`."""
+    return [source_json(hit) for hit in hits]
+
+
+def chat_json(answer: Answer, conversation_id: str) -> dict[str, Any]:
+    """The /chat body: `docqa ask --json` without the question, plus the conversation and
+    the citations."""
+    body = answer_json(answer)
+    del body["question"]
+    citations = [
+        {"rank": c.rank, "chunk_id": c.chunk_id, "text": c.text, "start": c.start, "end": c.end}
+        for c in answer.citations
+    ]
+    return {"conversation_id": conversation_id, **body, "citations": citations}
+
+
+def outline_documents(chunks: Sequence[Chunk]) -> list[dict[str, Any]]:
+    """Documents in index order, each with its sections in order and their chunk counts."""
+    sections: dict[str, Counter[str]] = {}
+    for chunk in chunks:
+        sections.setdefault(chunk.document, Counter())[chunk.section] += 1
+    return [
+        {
+            "name": name,
+            "chunks": sum(counts.values()),
+            "sections": [{"title": title, "chunks": n} for title, n in counts.items()],
+        }
+        for name, counts in sections.items()
+    ]
+
+
+def health_json(engine: Engine, changes: list[str]) -> dict[str, Any]:
+    """The /health body of a ready service, from the index manifest and the corpus changes."""
+    manifest = engine.index.manifest
+    return {
+        "status": "ok",
+        "documents": len(manifest["documents"]),
+        "chunks": manifest.get("chunks", len(engine.index.chunks)),
+        "model": manifest["model"],
+        "index_built_at": manifest["built_at"],
+        "index_version": engine.index.path.name,
+        "stale": bool(changes),
+        "stale_reasons": changes,
+    }
+
+
+def corpus_changes(engine: Engine) -> list[str]:
+    """How the corpus on disk differs from the one the loaded index was built from."""
+    try:
+        corpus = hash_corpus(engine.settings.corpus_dir)
+    except CorpusError as error:
+        return [str(error)]
+    except OSError as error:  # a file removed or made unreadable while it was listed
+        return [f"the corpus cannot be read: {error}"]
+    return stale_reasons(engine.index.manifest, engine.settings, corpus)
+
+
+@dataclass
+class StalenessCheck:
+    """The corpus changes since the index was loaded, recomputed at most every `every_s`
+    seconds however often /health is asked (the corpus is hashed, which reads every file)."""
+
+    every_s: float
+    changes: list[str] = field(default_factory=list)
+    checked_at: float = -math.inf
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def current(self, engine: Engine) -> list[str]:
+        """The changes, from the cache when it is recent enough."""
+        with self.lock:
+            now = time.monotonic()
+            if now - self.checked_at >= self.every_s:
+                changes = corpus_changes(engine)
+                if changes and changes != self.changes:
+                    log.warning(
+                        "the index is stale (still answering from it): %s", "; ".join(changes)
+                    )
+                self.changes, self.checked_at = changes, now
+            return self.changes
+
+    def reset(self) -> None:
+        """Forget the cached changes: a new index was switched in."""
+        with self.lock:
+            self.changes, self.checked_at = [], -math.inf
+
+
+@dataclass
+class Service:
+    """What the routes share: the engine once loaded (or why it failed) and the conversations."""
+
+    settings: Settings
+    conversations: ConversationStore
+    engine: Engine | None = None
+    error: str | None = None
+    loaded: threading.Event = field(default_factory=threading.Event)
+    staleness: StalenessCheck = field(init=False)
+    pointer_seen: tuple[int, int] | None = None
+    """(inode, mtime) of index/CURRENT when the loaded build was chosen."""
+    switching: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self.staleness = StalenessCheck(self.settings.stale_check_s)
+        if self.engine is not None:
+            self.pointer_seen = pointer_stamp(self.settings.index_dir)
+
+    def follow_current(self) -> None:
+        """Switch to the build index/CURRENT names when it changed since the last look.
+
+        Called on every request: a stat costs microseconds. The new build loads in a
+        background thread while requests keep the engine they started with.
+        """
+        stamp = pointer_stamp(self.settings.index_dir)
+        if stamp is None or stamp == self.pointer_seen or self.engine is None:
+            return
+        if self.switching.acquire(blocking=False):
+            self.pointer_seen = stamp
+            threading.Thread(target=self.switch, name="docqa-switch", daemon=True).start()
+
+    def switch(self) -> None:
+        """Load the build that index/CURRENT names and answer from it from now on."""
+        try:
+            folder = current_build(self.settings.index_dir)
+            old = self.engine
+            if folder is None or old is None or folder == old.index.path:
+                return
+            index = load_build(folder)
+            # The same model's query encoder is kept: loading another copy costs ~1 s.
+            keys = ("model", "encoder_precision")
+            same = all(index.manifest.get(k) == old.index.manifest.get(k) for k in keys)
+            embedder = old.embedder if same else None
+            self.engine = Engine.from_index(index, self.settings, embedder)
+            self.staleness.reset()
+            log.info("switched to index %s: %d chunks", folder.name, len(index.chunks))
+        except DocqaError as error:
+            log.error("cannot switch to the new index, still answering from the old: %s", error)
+        finally:
+            self.switching.release()
+
+    def load(self) -> None:
+        """Load the engine (building the index if needed); record the error if it fails."""
+        started = time.perf_counter()
+        log.info("loading the index from %s", self.settings.index_dir)
+        try:
+            self.engine = Engine.load(
+                self.settings, notify=lambda message: log.warning("%s", message)
+            )
+        except DocqaError as error:
+            self.error = str(error)
+            log.error("cannot load the index: %s", error)
+        except Exception as error:  # a model or library failure must still reach /health
+            self.error = f"the index could not be loaded: {error}"
+            log.exception("cannot load the index")
+        else:
+            log.info(
+                "ready: %d chunks, model %s, loaded in %.1f s",
+                len(self.engine.index.chunks),
+                self.engine.index.manifest.get("model"),
+                time.perf_counter() - started,
+            )
+        finally:
+            self.pointer_seen = pointer_stamp(self.settings.index_dir)
+            self.loaded.set()
+
+
+def pointer_stamp(index_dir: Path) -> tuple[int, int] | None:
+    """(inode, mtime) of index/CURRENT, which a build replaces atomically; None if absent."""
+    try:
+        stat = (index_dir / "CURRENT").stat()
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
+
+
+# The two dependencies are `async` because they never block: FastAPI runs a plain `def`
+# dependency in the thread pool, and each hop there costs ~0.2 ms per request (`docqa bench`).
+async def get_service(request: Request) -> Service:
+    """The app's shared state."""
+    service: Service = request.app.state.service
+    return service
+
+
+async def ready_engine(service: Annotated[Service, Depends(get_service)]) -> Engine:
+    """The loaded engine; 503 while loading or after a failed load."""
+    service.follow_current()
+    if service.engine is not None:
+        return service.engine
+    if service.error is not None:
+        raise NotReadyError(f"the service could not load its index: {service.error}")
+    raise NotReadyError("the index is still loading: retry in a few seconds")
