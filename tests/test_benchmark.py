@@ -15,19 +15,14 @@ from typing import Any
 import numpy as np
 import pytest
 
-from docqa.benchmark import (
-    HEAVY_MODULES,
-    STAGES,
-    BenchmarkError,
-    Plan,
-    VectorSource,
-    question_variants,
-    recall_at,
-    run_benchmark,
-    summarize,
-    write_reports,
-    write_scaled_corpus,
-)
+from docqa.bench.ann import recall_at
+from docqa.bench.corpora import write_scaled_corpus
+from docqa.bench.plan import HEAVY_MODULES, STAGES, BenchmarkError, Plan
+from docqa.bench.questions import question_variants
+from docqa.bench.report import write_reports
+from docqa.bench.run import run_benchmark
+from docqa.bench.stats import summarize
+from docqa.bench.vectors import VectorSource
 from docqa.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -197,7 +197,7 @@ def cmd_eval(options: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_bench(options: argparse.Namespace, settings: Settings) -> int:
-    from docqa.benchmark import run_command
+    from docqa.bench.run import run_command
 
     return run_command(options, settings)
 
