@@ -19,3 +19,13 @@ if [ "${DOCQA_SKIP_BROWSER:-0}" != "1" ] && [ ! -x /usr/bin/chromium ]; then
             echo "install.sh: could not install chromium; the browser test will be skipped" >&2
     fi
 fi
+
+# redis-server for shared state across workers (DOCQA_REDIS_URL); the tests start their own on
+# a free loopback port. Debian's package: a real Redis, not an imitation of one.
+if [ ! -x /usr/bin/redis-server ]; then
+    if command -v apt-get >/dev/null 2>&1; then
+        SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo"
+        { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq redis-server >/dev/null; } ||
+            echo "install.sh: could not install redis-server; the Redis tests will be skipped" >&2
+    fi
+fi

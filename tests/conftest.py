@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 
 from docqa.engine import Engine
 from docqa.service import create_app
+from redis_server import REDIS_SERVER, RedisServer, redis_server
 
 
 @pytest.fixture
@@ -31,3 +32,19 @@ def make_client(engine: Engine) -> Iterator[Callable[..., TestClient]]:
 def client(make_client: Callable[..., TestClient]) -> TestClient:
     """A client of an app over the module's engine with its own settings."""
     return make_client()
+
+
+@pytest.fixture(scope="session")
+def shared_redis(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """One redis-server for the session's tests that only read and write keys."""
+    if REDIS_SERVER is None:
+        pytest.skip("redis-server is not installed (scripts/install.sh installs it)")
+    with redis_server(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(shared_redis: RedisServer) -> str:
+    """The URL of the session's redis-server, emptied for this test."""
+    shared_redis.flush()
+    return shared_redis.url

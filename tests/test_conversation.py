@@ -1,18 +1,8 @@
-"""Follow-up questions (is_follow_up, resolve_query) and the bounded ConversationStore."""
+"""Follow-up questions (is_follow_up, resolve_query) and the turns they are read from."""
 
 from __future__ import annotations
 
-import contextlib
-import threading
-import time
-from types import SimpleNamespace
-
-import pytest
-
-import docqa.conversation
 from docqa.conversation import (
-    ConversationNotFoundError,
-    ConversationStore,
     Query,
     Turn,
     is_follow_up,
@@ -21,28 +11,6 @@ from docqa.conversation import (
 from docqa.models import Answer, Citation
 
 EUPOL = Turn("Tell me about EUPOL", "Tell me about EUPOL", True, ("chunk-a", "chunk-b"))
-
-
-class Clock:
-    """A monotonic clock the test moves by hand, starting at the real one (new conversations
-    take their first `last_used` from the real clock)."""
-
-    def __init__(self) -> None:
-        self.now = time.monotonic()
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    clock = Clock()
-    monkeypatch.setattr(docqa.conversation, "time", SimpleNamespace(monotonic=clock))
-    return clock
-
-
-def turn(question: str) -> Turn:
-    return Turn(question, question, True)
 
 
 # --- follow-ups -------------------------------------------------------------------------------
@@ -105,102 +73,3 @@ def test_turn_from_a_follow_up_answer_is_not_standalone() -> None:
         "When did it operate?", "x", True, 0.9, (), (), {}, "When did it operate? EUPOL"
     )
     assert Turn.from_answer(answer).standalone is False
-
-
-# --- the store --------------------------------------------------------------------------------
-
-
-def test_store_holds_at_most_capacity_dropping_the_least_recently_started() -> None:
-    store = ConversationStore(capacity=2, ttl_s=3600, max_turns=5)
-    first, second, third = store.start(), store.start(), store.start()
-    assert len(store) == 2
-    with pytest.raises(ConversationNotFoundError, match="unknown or has expired"):
-        store.get(first.id)
-    assert store.get(second.id) is second
-    assert store.get(third.id) is third
-
-
-def test_getting_a_conversation_keeps_it_over_an_older_unused_one() -> None:
-    store = ConversationStore(capacity=2, ttl_s=3600, max_turns=5)
-    first, second = store.start(), store.start()
-    store.get(first.id)
-    third = store.start()
-    with pytest.raises(ConversationNotFoundError):
-        store.get(second.id)
-    assert store.get(first.id) is first
-    assert store.get(third.id) is third
-
-
-def test_unknown_id_is_reported_with_the_fix() -> None:
-    store = ConversationStore(capacity=2, ttl_s=3600, max_turns=5)
-    with pytest.raises(
-        ConversationNotFoundError,
-        match=r"conversation 'nope' is unknown or has expired: send the message without a "
-        r"conversation_id to start a new one",
-    ):
-        store.get("nope")
-
-
-def test_conversation_unused_for_longer_than_the_ttl_expires(clock: Clock) -> None:
-    store = ConversationStore(capacity=10, ttl_s=0.5, max_turns=5)
-    conversation = store.start()
-    clock.now += 0.6
-    with pytest.raises(ConversationNotFoundError, match="unknown or has expired"):
-        store.get(conversation.id)
-    assert len(store) == 0
-
-
-def test_conversation_used_within_the_ttl_stays(clock: Clock) -> None:
-    store = ConversationStore(capacity=10, ttl_s=0.5, max_turns=5)
-    conversation = store.start()
-    clock.now += 0.4
-    store.get(conversation.id)
-    clock.now += 0.4  # 0.8 s after the start, but only 0.4 s after the last use
-    assert store.get(conversation.id) is conversation
-
-
-def test_starting_a_conversation_drops_the_expired_ones(clock: Clock) -> None:
-    store = ConversationStore(capacity=10, ttl_s=0.5, max_turns=5)
-    store.start()
-    store.start()
-    clock.now += 0.6
-    store.start()
-    assert len(store) == 1
-
-
-def test_turns_beyond_max_turns_drop_the_oldest() -> None:
-    store = ConversationStore(capacity=2, ttl_s=3600, max_turns=2)
-    conversation = store.start()
-    for question in ["one?", "two?", "three?"]:
-        store.add_turn(conversation, turn(question))
-    assert [t.question for t in store.get(conversation.id).turns] == ["two?", "three?"]
-
-
-def test_concurrent_starts_and_gets_keep_the_store_bounded() -> None:
-    store = ConversationStore(capacity=20, ttl_s=3600, max_turns=3)
-    ids: list[str] = []
-    errors: list[BaseException] = []
-    barrier = threading.Barrier(8)
-
-    def work() -> None:
-        barrier.wait()
-        try:
-            for _ in range(300):
-                conversation = store.start()
-                ids.append(conversation.id)
-                store.add_turn(conversation, turn("q?"))
-                for conversation_id in (conversation.id, ids[len(ids) // 2]):
-                    # Another thread's start may have dropped it: allowed.
-                    with contextlib.suppress(ConversationNotFoundError):
-                        store.get(conversation_id)
-        except BaseException as error:
-            errors.append(error)
-
-    threads = [threading.Thread(target=work) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert errors == []
-    assert len(ids) == len(set(ids)) == 2400
-    assert len(store) == 20

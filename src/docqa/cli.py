@@ -46,6 +46,18 @@ def _k(value: str) -> int:
     return k
 
 
+def _workers(value: str) -> int:
+    try:
+        workers = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--workers must be a whole number, got {value!r}"
+        ) from None
+    if not 1 <= workers <= 64:
+        raise argparse.ArgumentTypeError(f"--workers must be between 1 and 64, got {workers}")
+    return workers
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
     parser = _Parser(prog="docqa", description="Ask a document questions; get short cited answers.")
@@ -69,6 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        default=1,
+        help="worker processes sharing the port (default 1; more need DOCQA_REDIS_URL)",
+    )
 
     evaluate = commands.add_parser("eval", help="score retrieval and answers on the evaluation set")
     evaluate.add_argument(
@@ -185,8 +203,12 @@ def cmd_chat(options: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_serve(options: argparse.Namespace, settings: Settings) -> int:
     from docqa.service import serve
+    from docqa.service.server import WorkersNeedRedisError
 
-    serve(settings, options.host, options.port)
+    try:
+        serve(settings, options.host, options.port, options.workers)
+    except WorkersNeedRedisError as error:
+        raise UsageError(str(error)) from error
     return 0
 
 

@@ -51,6 +51,14 @@ class Settings(BaseSettings):
     max_conversations: int = Field(1000, ge=1)
     conversation_ttl_s: float = Field(3600.0, gt=0)
     max_turns: int = Field(20, ge=1)
+    max_conversation_bytes: int = Field(20_000, ge=1000)
+    """Bytes of turns (as JSON) one conversation keeps; older turns go first, the newest
+    always stays. A turn is at most ~19 KB (a 2,000-character question in 4-byte UTF-8, its
+    query, its citations), so the default keeps at least one; with max_conversations this
+    bounds the store (README, "Limits")."""
+    redis_url: str | None = None
+    """Redis for state that several workers share (conversations, rate-limit counters), e.g.
+    redis://127.0.0.1:6379/0; unset, both stay in the process's memory."""
 
     api_key: str | None = None
     cors_origins: Annotated[list[str], NoDecode] = []

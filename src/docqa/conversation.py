@@ -1,15 +1,11 @@
-"""Follow-up questions and the bounded store of conversations."""
+"""Follow-up questions: which questions lean on earlier turns, and what to search for them."""
 
 from __future__ import annotations
 
 import re
-import secrets
-import threading
-import time
-from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from docqa.models import Answer, DocqaError
+from docqa.models import Answer
 
 # Words that lean on an earlier turn: pronouns, demonstratives and "what about"-style openers.
 _LEANING = re.compile(
@@ -30,10 +26,6 @@ _QUESTION_WORDS = frozenset(
     "had can could would should will the and about tell more also then many much wat whats "
     "me please explain describe know give for from with into".split()
 )
-
-
-class ConversationNotFoundError(DocqaError):
-    """The conversation id is unknown or has expired."""
 
 
 @dataclass(frozen=True)
@@ -60,15 +52,6 @@ class Query:
     text: str
     standalone: bool
     carried: frozenset[str] = frozenset()
-
-
-@dataclass
-class Conversation:
-    """The last turns of one conversation."""
-
-    id: str
-    turns: deque[Turn]
-    last_used: float = field(default_factory=time.monotonic)
 
 
 def is_follow_up(question: str, history: list[Turn]) -> bool:
@@ -98,55 +81,3 @@ def resolve_query(question: str, history: list[Turn]) -> Query:
         return Query(question, True)
     topic = next((t.question for t in reversed(history) if t.standalone), history[-1].question)
     return Query(f"{question} {topic_terms(topic)}", False, frozenset(history[-1].chunk_ids))
-
-
-class ConversationStore:
-    """At most `capacity` conversations (least recently used dropped first), each kept for
-    `ttl_s` seconds after its last use and holding its last `max_turns` turns."""
-
-    def __init__(self, capacity: int, ttl_s: float, max_turns: int) -> None:
-        self.capacity = capacity
-        self.ttl_s = ttl_s
-        self.max_turns = max_turns
-        self._items: OrderedDict[str, Conversation] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def start(self) -> Conversation:
-        """A new, empty conversation."""
-        conversation = Conversation(secrets.token_urlsafe(16), deque(maxlen=self.max_turns))
-        with self._lock:
-            self._expire()
-            self._items[conversation.id] = conversation
-            while len(self._items) > self.capacity:
-                self._items.popitem(last=False)
-        return conversation
-
-    def get(self, conversation_id: str) -> Conversation:
-        """The conversation with this id; raises ConversationNotFoundError if gone."""
-        with self._lock:
-            self._expire()
-            conversation = self._items.get(conversation_id)
-            if conversation is None:
-                raise ConversationNotFoundError(
-                    f"conversation {conversation_id[:64]!r} is unknown or has expired: "
-                    "send the message without a conversation_id to start a new one"
-                )
-            conversation.last_used = time.monotonic()
-            self._items.move_to_end(conversation_id)
-            return conversation
-
-    def add_turn(self, conversation: Conversation, turn: Turn) -> None:
-        """Record a turn (the oldest turns drop off beyond max_turns)."""
-        with self._lock:
-            conversation.turns.append(turn)
-
-    def _expire(self) -> None:
-        now = time.monotonic()
-        while self._items:
-            oldest = next(iter(self._items.values()))
-            if now - oldest.last_used <= self.ttl_s:
-                break
-            self._items.popitem(last=False)

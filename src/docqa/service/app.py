@@ -7,8 +7,9 @@ streamed; 415 a body sent with a content type other than application/json; 422 a
 is JSON but not acceptable (empty or whitespace-only message, message over
 `max_question_chars`, k outside 1..50, wrong types, unknown fields, a body that is not a JSON
 object); 429 a client over `rate_limit_per_minute`, with Retry-After; 503 while the index
-loads or when it failed to load; 500 only for a bug, with a generic message (the traceback
-goes to the log). Every error body is `{"detail": "<one human sentence>"}`, plus `errors`
+loads or when it failed to load, and for a follow-up while the conversation storage
+(Redis) cannot be reached; 500 only for a bug, with a generic message (the traceback goes to
+the log). Every error body is `{"detail": "<one human sentence>"}`, plus `errors`
 (field, message, type) for 422.
 
 Each request is logged once, as key=value pairs (logger `docqa.access`).
@@ -18,6 +19,7 @@ route signatures at runtime and the chat request model is made per app (its leng
 comes from the settings).
 """
 
+import contextlib
 import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -26,16 +28,18 @@ from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import Field
 from starlette.exceptions import HTTPException
 
 from docqa.config import Settings
-from docqa.conversation import ConversationStore, Turn
+from docqa.conversation import Turn
 from docqa.engine import Engine
 from docqa.models import Answer, DocqaError
+from docqa.service.conversations import ConversationStorageError
 from docqa.service.errors import on_docqa_error, on_http_error, on_invalid_request
+from docqa.service.metrics import CONTENT_TYPE, RequestMetrics, observe_answer, render_metrics
 from docqa.service.middleware import (
     LOG_FIELDS,
     RATE_LIMIT_CLIENTS,
@@ -55,6 +59,7 @@ from docqa.service.schemas import (
     HealthProblem,
     SearchResponse,
 )
+from docqa.service.shared import SharedRateLimit, conversation_store
 from docqa.service.state import (
     Service,
     chat_json,
@@ -70,13 +75,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     """The docqa service; loads the engine in the background unless one is given."""
-    service = Service(
-        settings,
-        ConversationStore(
-            settings.max_conversations, settings.conversation_ttl_s, settings.max_turns
-        ),
-        engine,
-    )
+    service = Service(settings, conversation_store(settings), engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -106,7 +105,11 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
     )
     if settings.api_key:
         app.add_middleware(ApiKeyGuard, api_key=settings.api_key)
-    if settings.rate_limit_per_minute:  # outside the key check: it also slows key guessing
+    if settings.rate_limit_per_minute and settings.redis_url:  # outside the key check:
+        app.add_middleware(  # it also slows key guessing
+            SharedRateLimit, per_minute=settings.rate_limit_per_minute, redis_url=settings.redis_url
+        )
+    elif settings.rate_limit_per_minute:
         app.add_middleware(
             RateLimit, per_minute=settings.rate_limit_per_minute, max_clients=RATE_LIMIT_CLIENTS
         )
@@ -121,6 +124,7 @@ def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
         )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog)
+    app.add_middleware(RequestMetrics)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
     add_routes(app, settings)
     return app
@@ -167,8 +171,14 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
         conversation = store.get(body.conversation_id) if body.conversation_id else None
         history = list(conversation.turns) if conversation else []
         answer = engine.ask(body.message, body.k, history)
-        conversation = conversation or store.start()
-        store.add_turn(conversation, Turn.from_answer(answer))
+        if conversation is None:
+            conversation = store.start()
+            # A first question is answered even when the storage is down; only its
+            # follow-ups need the stored turns (they get a 503 until it is back).
+            with contextlib.suppress(ConversationStorageError):
+                store.add_turn(conversation, Turn.from_answer(answer))
+        else:
+            store.add_turn(conversation, Turn.from_answer(answer))
         note_chat(request, settings, conversation.id, answer)
         return chat_json(answer, conversation.id)
 
@@ -185,6 +195,12 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
         retrieval = engine.search(q, k)
         timings = {name: round(ms, 3) for name, ms in retrieval.timings_ms.items()}
         return {"query": q.strip(), "sources": sources_json(retrieval.hits), "timings_ms": timings}
+
+    @app.get("/metrics", include_in_schema=False)
+    def metrics(service: ServiceDep) -> Response:
+        """Prometheus metrics of every worker (behind the API key when one is set)."""
+        version = service.engine.index.path.name if service.engine is not None else None
+        return Response(render_metrics(version, service.conversations), media_type=CONTENT_TYPE)
 
     @app.get("/documents", response_model=list[DocumentOutline])
     def documents(engine: EngineDep) -> Any:
@@ -205,3 +221,4 @@ def note_chat(request: Request, settings: Settings, conversation_id: str, answer
     if settings.log_message_text:
         fields["question"] = answer.question[:200]
     request.scope.setdefault("state", {})[LOG_FIELDS] = fields
+    observe_answer(answer)

@@ -8,11 +8,11 @@ from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
 from starlette.responses import Response
 
-from docqa.conversation import ConversationNotFoundError
 from docqa.corpus import CorpusError
 from docqa.engine import QuestionError
 from docqa.index import IndexError_
 from docqa.models import DocqaError
+from docqa.service.conversations import ConversationNotFoundError, ConversationStorageError
 from docqa.service.state import NotReadyError
 
 EXAMPLE_BODY = 'e.g. {"message": "your question", "conversation_id": null}'
@@ -22,6 +22,7 @@ ERROR_STATUS: dict[type[DocqaError], int] = {
     NotReadyError: 503,
     QuestionError: 422,
     ConversationNotFoundError: 404,
+    ConversationStorageError: 503,
     IndexError_: 503,
     CorpusError: 503,
 }
@@ -39,7 +40,8 @@ def validation_message(errors: Sequence[Any]) -> str:
 async def on_docqa_error(request: Request, error: Exception) -> JSONResponse:
     """A domain error: its message, with the status code of its kind."""
     status = next((s for kind, s in ERROR_STATUS.items() if isinstance(error, kind)), 500)
-    headers = {"Retry-After": "2"} if isinstance(error, NotReadyError) else None
+    retry = isinstance(error, NotReadyError | ConversationStorageError)
+    headers = {"Retry-After": "2"} if retry else None
     return JSONResponse({"detail": str(error)}, status, headers=headers)
 
 

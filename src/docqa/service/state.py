@@ -14,11 +14,11 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from docqa.config import Settings
-from docqa.conversation import ConversationStore
 from docqa.corpus import CorpusError, hash_corpus
 from docqa.engine import Engine, answer_json, source_json
 from docqa.index import current_build, load_build, stale_reasons
 from docqa.models import Answer, Chunk, DocqaError, Hit
+from docqa.service.conversations import ConversationStore
 
 log = logging.getLogger("docqa.service")
 
