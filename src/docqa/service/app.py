@@ -19,6 +19,7 @@ route signatures at runtime and the chat request model is made per app (its leng
 comes from the settings).
 """
 
+import asyncio
 import contextlib
 import threading
 from collections.abc import AsyncIterator
@@ -73,13 +74,19 @@ from docqa.service.state import (
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
 
-def create_app(settings: Settings, engine: Engine | None = None) -> FastAPI:
-    """The docqa service; loads the engine in the background unless one is given."""
+def create_app(
+    settings: Settings, engine: Engine | None = None, load_before_serving: bool = False
+) -> FastAPI:
+    """The docqa service; loads the engine in the background unless one is given. A worker
+    among several loads it before serving instead: until then the others take its requests,
+    where a lone process answers /health "loading" meanwhile."""
     service = Service(settings, conversation_store(settings), engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if service.engine is None:
+        if service.engine is None and load_before_serving:
+            await asyncio.to_thread(service.load)
+        elif service.engine is None:
             threading.Thread(target=service.load, name="docqa-load", daemon=True).start()
         yield
 

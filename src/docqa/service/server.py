@@ -96,7 +96,7 @@ def settings_environment(settings: Settings) -> dict[str, str]:
 def app_from_environment() -> FastAPI:
     """The app of one worker process, with the settings its environment gives (uvicorn
     starts workers from an import string, so they cannot be handed a Settings object)."""
-    return create_app(Settings())
+    return create_app(Settings(), load_before_serving=True)
 
 
 @functools.cache
