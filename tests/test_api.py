@@ -344,16 +344,19 @@ def test_documents_lists_sections_in_order_with_chunk_counts(client: TestClient)
     response = client.get("/documents")
 
     assert response.status_code == 200
-    assert response.json() == [
-        {
-            "name": "structures.txt",
-            "chunks": 4,
-            "sections": [
-                {"title": "LIGHTHOUSES", "chunks": 2},
-                {"title": "BRIDGES", "chunks": 2},
-            ],
-        }
-    ]
+    [document] = response.json()
+    assert {k: document[k] for k in ("name", "type", "chunks", "sections", "status")} == {
+        "name": "structures.txt",
+        "type": "txt",
+        "chunks": 4,
+        "sections": [
+            {"title": "LIGHTHOUSES", "chunks": 2},
+            {"title": "BRIDGES", "chunks": 2},
+        ],
+        "status": "indexed",
+    }
+    assert re.fullmatch(r"structures-txt-[0-9a-f]{8}", document["id"])
+    assert document["status_url"] == f"/documents/{document['id']}"
 
 
 def test_openapi_describes_every_field(client: TestClient) -> None:

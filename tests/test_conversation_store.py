@@ -232,6 +232,17 @@ def test_a_conversation_stored_by_one_client_is_read_whole_by_another(redis_url:
     assert second.count() == 1
 
 
+def test_a_conversations_choice_of_documents_travels_through_redis(redis_url: str) -> None:
+    first, second = redis_store(redis_url), redis_store(redis_url)
+    conversation = first.start(documents=("brief-txt-1234abcd",))
+    first.add_turn(conversation, turn("one?"))
+    read = second.get(conversation.id)
+    read.documents = ("other-md-5678abcd",)  # a follow-up that chooses other documents
+    second.add_turn(read, turn("two?"))
+
+    assert first.get(conversation.id).documents == ("other-md-5678abcd",)
+
+
 def test_every_field_of_a_conversation_travels_through_redis() -> None:
     conversation = Conversation("abc", deque([turn("one?")], maxlen=5))
     assert conversation_from_json(conversation_json(conversation), 5) == dataclasses.replace(

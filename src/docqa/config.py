@@ -69,6 +69,10 @@ class Settings(BaseSettings):
     log_message_text: bool = True
     """Put the text of each question in the request log; off, only its metrics are logged."""
     max_body_bytes: int = Field(64_000, ge=1024)
+    max_upload_bytes: int = Field(20_000_000, ge=1024)
+    """Largest upload (all files of one POST /documents together): a 300-page PDF is ~5 MB."""
+    max_upload_files: int = Field(20, ge=1)
+    """Most files in one upload."""
     client_timeout_s: float = Field(10.0, gt=0)
     """Seconds a client may take to send a request's headers, and again its body; a slower
     connection is closed (408 for a stalled body), so slow clients cannot pile up."""

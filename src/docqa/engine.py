@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,6 +12,7 @@ from docqa.config import Settings
 from docqa.conversation import Turn, resolve_query
 from docqa.embedding import Embedder
 from docqa.index import Index, Notify, open_index
+from docqa.library import document_id
 from docqa.models import Answer, DocqaError, Hit
 from docqa.retrieval import Retrieval, search
 
@@ -64,10 +66,29 @@ class Engine:
             raise QuestionError(f"k must be between 1 and 50, got {k}")
         return k
 
-    def search(self, query: str, k: int | None = None, mode: str = "hybrid") -> Retrieval:
-        """The ranked passages for a query, without an answer."""
+    def documents_named(self, ids: Sequence[str]) -> frozenset[str]:
+        """The names of the indexed documents with these ids; QuestionError for an unknown id."""
+        names = {document_id(name): name for name in self.index.document_rows}
+        unknown = [i for i in ids if i not in names]
+        if unknown:
+            listed = ", ".join(repr(i[:80]) for i in unknown[:5])
+            raise QuestionError(
+                f"unknown document id {listed}: GET /documents lists the ids of the documents"
+            )
+        return frozenset(names[i] for i in ids)
+
+    def search(
+        self,
+        query: str,
+        k: int | None = None,
+        mode: str = "hybrid",
+        documents: frozenset[str] | None = None,
+    ) -> Retrieval:
+        """The ranked passages for a query, without an answer; only from `documents` (names)
+        when given."""
         k = self.check(query, k)
-        return search(self.index, self.embedder, query.strip(), k, self.settings, mode)
+        only = None if documents is None else self.index.rows_of(documents)
+        return search(self.index, self.embedder, query.strip(), k, self.settings, mode, only=only)
 
     def ask(
         self,
@@ -75,17 +96,28 @@ class Engine:
         k: int | None = None,
         history: list[Turn] | None = None,
         mode: str = "hybrid",
+        documents: frozenset[str] | None = None,
     ) -> Answer:
         """Answer a question, using earlier turns when it is a follow-up.
 
         `mode` (hybrid, dense or lexical) picks the retrieval; the evaluation compares them.
+        `documents`, when given, names the documents the answer may come from.
         """
         started = time.perf_counter()
         k = self.check(question, k)
         question = question.strip()
         query = resolve_query(question, history or [])
+        only = None if documents is None else self.index.rows_of(documents)
         retrieval = search(
-            self.index, self.embedder, query.text, k, self.settings, mode, question, query.carried
+            self.index,
+            self.embedder,
+            query.text,
+            k,
+            self.settings,
+            mode,
+            question,
+            query.carried,
+            only,
         )
         clock = time.perf_counter()
         text, answered, confidence, citations = compose_answer(

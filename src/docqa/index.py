@@ -92,11 +92,21 @@ class Index:
     document_frequencies: np.ndarray = field(init=False, repr=False)
     """How many chunks hold each BM25 term (by the term's column in the BM25 vocabulary)."""
     _sentence_terms: dict[int, list[frozenset[str]]] = field(init=False, repr=False)
+    document_rows: dict[str, list[int]] = field(init=False, repr=False)
+    """The chunk rows of each document, in index order."""
 
     def __post_init__(self) -> None:
         self.row_of = {chunk.id: row for row, chunk in enumerate(self.chunks)}
+        self.document_rows = {}
+        for row, chunk in enumerate(self.chunks):
+            self.document_rows.setdefault(chunk.document, []).append(row)
         self.document_frequencies = np.diff(self.lexical.scores["indptr"])
         self._sentence_terms = {}
+
+    def rows_of(self, documents: frozenset[str]) -> np.ndarray:
+        """The chunk rows of the named documents, sorted (for restricting a search)."""
+        rows = [row for name in documents for row in self.document_rows.get(name, ())]
+        return np.array(sorted(rows), dtype=np.int64)
 
     def sentence_terms(self, row: int) -> list[frozenset[str]]:
         """The BM25 terms of each sentence of a chunk and of its section title (tokenised

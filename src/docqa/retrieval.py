@@ -16,6 +16,7 @@ import math
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -110,18 +111,41 @@ class Retrieval:
     timings_ms: dict[str, float] = field(default_factory=dict)
 
 
-def dense_ranking(index: Index, vector: np.ndarray, n: int) -> Ranking:
-    """The n chunks closest to the query vector by cosine similarity."""
-    scores, rows = index.dense.search(vector.reshape(1, -1), min(n, index.dense.ntotal))
+def dense_ranking(
+    index: Index, vector: np.ndarray, n: int, only: np.ndarray | None = None
+) -> Ranking:
+    """The n chunks closest to the query vector by cosine similarity (among the rows `only`,
+    when given: FAISS skips the others inside the search, so n are still found)."""
+    if only is None:
+        scores, rows = index.dense.search(vector.reshape(1, -1), min(n, index.dense.ntotal))
+    else:
+        import faiss as faiss_module
+
+        faiss: Any = faiss_module  # its type stubs lack the search parameter classes
+        selector = faiss.IDSelectorBatch(only)  # referenced until the search ends
+        params = (
+            faiss.SearchParametersHNSW(sel=selector, efSearch=index.dense.hnsw.efSearch)
+            if isinstance(index.dense, faiss.IndexHNSW)
+            else faiss.SearchParameters(sel=selector)
+        )
+        count = max(1, min(n, len(only)))
+        scores, rows = index.dense.search(vector.reshape(1, -1), count, params=params)
     keep = rows[0] >= 0
     return Ranking(rows[0][keep].tolist(), scores[0][keep].tolist())
 
 
-def lexical_ranking(index: Index, tokens: list[str], n: int) -> Ranking:
-    """The n chunks with the highest BM25 score that share at least one query term."""
+def lexical_ranking(
+    index: Index, tokens: list[str], n: int, only: np.ndarray | None = None
+) -> Ranking:
+    """The n chunks with the highest BM25 score that share at least one query term (among
+    the rows `only`, when given)."""
     if not tokens:
         return Ranking([], [])
     scores = index.lexical.get_scores(tokens)
+    if only is not None:
+        kept = np.zeros_like(scores)
+        kept[only] = scores[only]
+        scores = kept
     n = min(n, len(scores))
     top = np.argpartition(-scores, n - 1)[:n]
     top = top[np.argsort(-scores[top], kind="stable")]
@@ -270,11 +294,13 @@ def search(
     mode: str = "hybrid",
     question: str | None = None,
     carried: frozenset[str] = frozenset(),
+    only: np.ndarray | None = None,
 ) -> Retrieval:
     """Rank the chunks for a query: `mode` is hybrid (default), dense or lexical.
 
     `question` is what the user typed when `query` was expanded from a conversation;
-    `carried` holds the ids of chunks cited in the previous turn.
+    `carried` holds the ids of chunks cited in the previous turn; `only`, when given, the
+    rows the hits may come from (a filter on documents).
     """
     timings: dict[str, float] = {}
     clock = time.perf_counter()
@@ -282,13 +308,17 @@ def search(
     timings["encode"] = _lap(clock)
     clock = time.perf_counter()
     dense = (
-        dense_ranking(index, vector, settings.candidates) if mode != "lexical" else Ranking([], [])
+        dense_ranking(index, vector, settings.candidates, only)
+        if mode != "lexical"
+        else Ranking([], [])
     )
     timings["dense"] = _lap(clock)
     clock = time.perf_counter()
     tokens = tokenize([query])[0]
     lexical = (
-        lexical_ranking(index, tokens, settings.candidates) if mode != "dense" else Ranking([], [])
+        lexical_ranking(index, tokens, settings.candidates, only)
+        if mode != "dense"
+        else Ranking([], [])
     )
     timings["lexical"] = _lap(clock)
     clock = time.perf_counter()

@@ -22,21 +22,24 @@ comes from the settings).
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import Field
+from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from docqa.config import Settings
 from docqa.conversation import Turn
 from docqa.engine import Engine
+from docqa.library import DocumentNotFoundError, UnsupportedTypeError, UploadError
 from docqa.models import Answer, DocqaError
 from docqa.service.conversations import ConversationStorageError
 from docqa.service.errors import on_docqa_error, on_http_error, on_invalid_request
@@ -54,19 +57,24 @@ from docqa.service.middleware import (
 from docqa.service.schemas import (
     ChatRequestBase,
     ChatResponse,
-    DocumentOutline,
+    Deleted,
+    DocumentRecord,
     ErrorBody,
     Health,
     HealthProblem,
+    Reindexing,
     SearchResponse,
+    UploadResponse,
 )
 from docqa.service.shared import SharedRateLimit, conversation_store
 from docqa.service.state import (
+    NotReadyError,
     Service,
     chat_json,
+    chosen_documents,
+    empty_health_json,
     get_service,
     health_json,
-    outline_documents,
     ready_engine,
     sources_json,
 )
@@ -108,7 +116,10 @@ def create_app(
     # Each add_middleware wraps the ones before: a request meets them from the last up.
     app.add_middleware(LastResort)
     app.add_middleware(
-        BodyLimit, max_bytes=settings.max_body_bytes, timeout_s=settings.client_timeout_s
+        BodyLimit,
+        max_bytes=settings.max_body_bytes,
+        timeout_s=settings.client_timeout_s,
+        upload_bytes=settings.max_upload_bytes,
     )
     if settings.api_key:
         app.add_middleware(ApiKeyGuard, api_key=settings.api_key)
@@ -126,7 +137,7 @@ def create_app(
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST"],
+            allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
     app.add_middleware(SecurityHeaders)
@@ -150,7 +161,7 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
     ServiceDep = Annotated[Service, Depends(get_service)]
     EngineDep = Annotated[Engine, Depends(ready_engine)]
     problems: dict[int | str, dict[str, Any]] = {
-        code: {"model": ErrorBody} for code in (400, 404, 408, 413, 415, 422)
+        code: {"model": ErrorBody} for code in (400, 404, 408, 409, 413, 415, 422)
     }
 
     @app.get("/", include_in_schema=False)
@@ -163,9 +174,13 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
         responses={503: {"model": HealthProblem, "description": "Loading, or failed to load"}},
     )
     def health(service: ServiceDep) -> Any:
-        """Whether the service can answer: 200 once the index is loaded, 503 before."""
+        """Whether the service can answer: 200 once the index is loaded (or the library is
+        found empty, ready for uploads), 503 before."""
+        service.follow_current()
         if service.engine is not None:
             return health_json(service.engine, service.staleness.current(service.engine))
+        if service.empty:
+            return empty_health_json(settings)
         if service.error is not None:
             return JSONResponse({"status": "error", "detail": service.error}, 503)
         body = {"status": "loading", "detail": "the index is loading"}
@@ -173,18 +188,27 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
 
     @app.post("/chat", response_model=ChatResponse, responses=problems)
     def chat(body: ChatRequest, engine: EngineDep, service: ServiceDep, request: Request) -> Any:
-        """Answer a message; with a conversation_id, as a follow-up of that conversation."""
+        """Answer a message; with a conversation_id, as a follow-up of that conversation (and
+        from the documents it was limited to, unless `documents` chooses again)."""
         store = service.conversations
         conversation = store.get(body.conversation_id) if body.conversation_id else None
         history = list(conversation.turns) if conversation else []
-        answer = engine.ask(body.message, body.k, history)
+        if body.documents is not None:
+            ids: Sequence[str] | None = body.documents
+            only = chosen_documents(engine, service.library, ids)
+        else:
+            ids = conversation.documents if conversation else None
+            only = chosen_documents(engine, service.library, ids, strict=False)
+        answer = engine.ask(body.message, body.k, history, documents=only)
+        documents = tuple(ids) if ids else None
         if conversation is None:
-            conversation = store.start()
+            conversation = store.start(documents=documents)
             # A first question is answered even when the storage is down; only its
             # follow-ups need the stored turns (they get a 503 until it is back).
             with contextlib.suppress(ConversationStorageError):
                 store.add_turn(conversation, Turn.from_answer(answer))
         else:
+            conversation.documents = documents  # stored with the turn: it travels with it
             store.add_turn(conversation, Turn.from_answer(answer))
         note_chat(request, settings, conversation.id, answer)
         return chat_json(answer, conversation.id)
@@ -192,14 +216,20 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
     @app.get("/search", response_model=SearchResponse, responses=problems)
     def search(
         engine: EngineDep,
+        service: ServiceDep,
         q: Annotated[
             str,
             Query(min_length=1, max_length=settings.max_question_chars, description="The query."),
         ],
         k: Annotated[int, Query(ge=1, le=50, description="How many passages to return.")] = 5,
+        documents: Annotated[
+            list[Annotated[str, Query(max_length=100)]] | None,
+            Query(max_length=100, description="Ids of the documents to search (default all)."),
+        ] = None,
     ) -> Any:
         """The passages ranked for a query, without composing an answer."""
-        retrieval = engine.search(q, k)
+        only = chosen_documents(engine, service.library, documents)
+        retrieval = engine.search(q, k, documents=only)
         timings = {name: round(ms, 3) for name, ms in retrieval.timings_ms.items()}
         return {"query": q.strip(), "sources": sources_json(retrieval.hits), "timings_ms": timings}
 
@@ -209,10 +239,112 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
         version = service.engine.index.path.name if service.engine is not None else None
         return Response(render_metrics(version, service.conversations), media_type=CONTENT_TYPE)
 
-    @app.get("/documents", response_model=list[DocumentOutline])
-    def documents(engine: EngineDep) -> Any:
-        """The indexed documents with their sections and passage counts."""
-        return outline_documents(engine.index.chunks)
+    add_library_routes(app, settings, problems)
+
+
+def add_library_routes(
+    app: FastAPI, settings: Settings, problems: dict[int | str, dict[str, Any]]
+) -> None:
+    """The document library: list, upload, status, delete, reindex."""
+    ServiceDep = Annotated[Service, Depends(get_service)]
+
+    @app.get("/documents", response_model=list[DocumentRecord], responses=problems)
+    def documents(service: ServiceDep) -> Any:
+        """The documents of the library, indexed or on their way, with their sections."""
+        return service.library.records(library_engine(service))
+
+    @app.get("/documents/{doc_id}", response_model=DocumentRecord, responses=problems)
+    def document(doc_id: str, service: ServiceDep) -> Any:
+        """One document of the library: follow an upload's status here."""
+        for record in service.library.records(library_engine(service)):
+            if record["id"] == doc_id:
+                return record
+        raise DocumentNotFoundError(
+            f"no document has id {doc_id[:80]!r}: GET /documents lists them"
+        )
+
+    @app.post(
+        "/documents",
+        status_code=202,
+        response_model=UploadResponse,
+        responses=problems,
+        openapi_extra=UPLOAD_BODY,
+    )
+    async def upload(request: Request, service: ServiceDep) -> Any:
+        """Add documents (multipart/form-data, one `files` field per file). They are indexed
+        in the background: each record's status turns from queued to indexed (or failed,
+        with a reason) at its status_url."""
+        uploads = await read_uploads(request, settings)
+        engine = library_engine(service)
+        names = await run_in_threadpool(service.library.add, uploads)
+        records = {r["name"]: r for r in service.library.records(engine)}
+        return {"documents": [records[name] for name in names if name in records]}
+
+    @app.delete("/documents/{doc_id}", response_model=Deleted, responses=problems)
+    def delete(doc_id: str, service: ServiceDep) -> Any:
+        """Remove a document: no answer cites it from now on; the index drops it shortly."""
+        name = service.library.remove(doc_id, library_engine(service))
+        detail = "deleted: no answer cites it any more; the index is being updated"
+        return {"id": doc_id, "name": name, "detail": detail}
+
+    @app.post("/reindex", status_code=202, response_model=Reindexing, responses=problems)
+    def reindex(service: ServiceDep) -> Any:
+        """Rebuild the index from the corpus folder as it is on disk (files added, changed or
+        removed there), in the background; the service switches to it when it is ready."""
+        library_engine(service)
+        service.library.reindex()
+        return {"detail": "reindexing in the background: /health shows the new index_version"}
+
+
+UPLOAD_BODY: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {
+                            "type": "array",
+                            "items": {"type": "string", "format": "binary"},
+                            "description": "The documents, one field per file.",
+                        }
+                    },
+                }
+            }
+        },
+    }
+}
+
+
+def library_engine(service: Service) -> Engine | None:
+    """The engine the library works with; None while the library is empty. 503 while the
+    service loads (an upload then would race the first build) or after it failed to."""
+    service.follow_current()
+    if service.engine is None and not service.empty:
+        if service.error is not None:
+            raise NotReadyError(f"the service could not load its index: {service.error}")
+        raise NotReadyError("the index is still loading: retry in a few seconds")
+    return service.engine
+
+
+async def read_uploads(request: Request, settings: Settings) -> list[tuple[str, bytes]]:
+    """The (file name, content) of each file of a multipart upload."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "multipart/form-data":
+        raise UnsupportedTypeError(
+            "send the files as multipart/form-data, one `files` field per file, "
+            "e.g. curl -F files=@report.txt"
+        )
+    form = await request.form(max_files=settings.max_upload_files, max_fields=10)
+    try:
+        files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
+        if not files:
+            raise UploadError("the upload holds no file: send each file in a `files` field")
+        return [(file.filename or "", await file.read()) for file in files]
+    finally:
+        await form.close()
 
 
 def note_chat(request: Request, settings: Settings, conversation_id: str, answer: Answer) -> None:

@@ -39,6 +39,8 @@ class Conversation:
     id: str
     turns: deque[Turn]
     last_used: float = field(default_factory=time.monotonic)
+    documents: tuple[str, ...] | None = None
+    """Ids of the documents the conversation is limited to; None for all of them."""
 
 
 class ConversationStore(Protocol):
@@ -242,6 +244,7 @@ class RedisConversationStore:
             if not created:
                 stored.turns.append(turn)
                 trim_turns(stored.turns, self.max_bytes)
+                stored.documents = conversation.documents  # the turn may choose others
             pipe.multi()
             pipe.set(key, conversation_json(stored), px=self.ttl_ms)
             pipe.zadd(self.index_key, {conversation.id: time.time()})

@@ -6,20 +6,27 @@ from typing import Any
 from fastapi import Request
 from fastapi.exception_handlers import http_exception_handler
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
+from starlette.routing import Match
 
 from docqa.corpus import CorpusError
 from docqa.engine import QuestionError
 from docqa.index import IndexError_
+from docqa.library import DocumentNotFoundError, UnsupportedTypeError, UploadError
 from docqa.models import DocqaError
 from docqa.service.conversations import ConversationNotFoundError, ConversationStorageError
-from docqa.service.state import NotReadyError
+from docqa.service.state import EmptyLibraryError, NotReadyError
 
 EXAMPLE_BODY = 'e.g. {"message": "your question", "conversation_id": null}'
 
 
 ERROR_STATUS: dict[type[DocqaError], int] = {
     NotReadyError: 503,
+    EmptyLibraryError: 409,
+    DocumentNotFoundError: 404,
+    UnsupportedTypeError: 415,  # before UploadError, its base
+    UploadError: 422,
     QuestionError: 422,
     ConversationNotFoundError: 404,
     ConversationStorageError: 503,
@@ -52,7 +59,27 @@ async def on_http_error(request: Request, error: Exception) -> Response:
         return JSONResponse({"detail": detail}, 400)
     if isinstance(error.__cause__, UnicodeDecodeError):
         return JSONResponse({"detail": f"the request body is not UTF-8 text: {EXAMPLE_BODY}"}, 400)
+    if isinstance(error, HTTPException) and error.status_code == 405:
+        # Starlette names only the methods of the first route of the path (GET /documents
+        # and POST /documents are two routes): Allow lists those of every route.
+        allowed = allowed_methods(request)
+        return JSONResponse(
+            {"detail": f"method {request.method} is not allowed here: use {', '.join(allowed)}"},
+            405,
+            headers={"Allow": ", ".join(allowed)},
+        )
     return await http_exception_handler(request, error)  # type: ignore[arg-type]
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """The methods of every route of the app that matches the request's path."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        route_methods = getattr(route, "methods", None)
+        # PARTIAL: the path matches, the method does not.
+        if route_methods and route.matches(request.scope)[0] != Match.NONE:
+            methods |= set(route_methods)
+    return sorted(methods)
 
 
 async def on_invalid_request(request: Request, error: Exception) -> JSONResponse:

@@ -39,6 +39,8 @@ SECURITY_HEADERS = {"x-content-type-options": "nosniff", "referrer-policy": "no-
 RATE_LIMIT_CLIENTS = 10_000
 """Clients the rate limiter remembers (~100 bytes each); the least recently seen go first."""
 CLOSE = {"Connection": "close"}
+UPLOAD_PATH = "/documents"
+"""Where documents are uploaded: its bodies may be up to `max_upload_bytes`."""
 LOG_FIELDS = "docqa_log_fields"
 
 
@@ -105,25 +107,34 @@ class ApiKeyGuard:
 
 
 class BodyLimit:
-    """Refuses a request body over `max_bytes` (413) before it is read into memory, whether
-    its length is declared or it is streamed (chunked), and one that has not fully arrived
-    `timeout_s` seconds after the request started (408). Both answers close the connection,
-    so the rest of the body is never read."""
+    """Refuses a request body over `max_bytes` (`upload_bytes` for an upload to /documents)
+    with 413 before it is read into memory, whether its length is declared or it is streamed
+    (chunked), and one that has not fully arrived `timeout_s` seconds after the request
+    started (408). Both answers close the connection, so the rest of the body is never read."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float, upload_bytes: int) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.upload_bytes = upload_bytes
         self.timeout_s = timeout_s
-        self.too_large = f"the request body is over {max_bytes} bytes: send a shorter question"
         self.too_slow = f"the request body did not arrive within {timeout_s:g} s: send it again"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        if scope["path"] == UPLOAD_PATH and scope["method"] == "POST":
+            max_bytes = self.upload_bytes
+            too_large = (
+                f"the upload is over {max_bytes:,} bytes: send fewer or smaller files "
+                "(the limit is DOCQA_MAX_UPLOAD_BYTES)"
+            )
+        else:
+            max_bytes = self.max_bytes
+            too_large = f"the request body is over {max_bytes} bytes: send a shorter question"
         declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            response = JSONResponse({"detail": self.too_large}, 413, headers=CLOSE)
+        if declared.isdigit() and int(declared) > max_bytes:
+            response = JSONResponse({"detail": too_large}, 413, headers=CLOSE)
             await response(scope, receive, send)
             return
         deadline = time.monotonic() + self.timeout_s
@@ -141,8 +152,8 @@ class BodyLimit:
             except TimeoutError:
                 raise HTTPException(408, self.too_slow, headers=CLOSE) from None
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise HTTPException(413, self.too_large, headers=CLOSE)
+            if received > max_bytes:
+                raise HTTPException(413, too_large, headers=CLOSE)
             complete = message["type"] != "http.request" or not message.get("more_body")
             return message
 

@@ -4,7 +4,7 @@ The module avoids `from __future__ import annotations`: FastAPI and pydantic rea
 annotations at runtime.
 """
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
@@ -23,6 +23,13 @@ class ChatRequestBase(BaseModel):
         "null (or absent) starts a new conversation.",
     )
     k: int = Field(5, ge=1, le=50, strict=True, description="How many passages to return.")
+    documents: list[Annotated[str, Field(max_length=100)]] | None = Field(
+        None,
+        max_length=100,
+        description="Ids of the documents the answer may come from (GET /documents lists "
+        "them). Kept by the conversation for its follow-ups; null (or absent) keeps the "
+        "conversation's choice, all documents for a new one; [] means all documents.",
+    )
 
     @field_validator("message")
     @classmethod
@@ -99,12 +106,45 @@ class Section(BaseModel):
     chunks: int = Field(description="Number of indexed passages in the section.")
 
 
-class DocumentOutline(BaseModel):
-    """An indexed document and its sections, in document order."""
+class DocumentRecord(BaseModel):
+    """A document of the library: what it is and whether answers can come from it yet."""
 
+    id: str = Field(description="Stable id (from the name): for filters and DELETE.")
     name: str = Field(description="Path of the file inside the corpus folder.")
+    type: str = Field(description="File type, e.g. 'txt', 'md'.")
+    pages: int | None = Field(description="Number of pages, for paged formats; else null.")
     chunks: int = Field(description="Number of indexed passages in the document.")
     sections: list[Section] = Field(description="Sections in the order they appear.")
+    status: Literal["indexed", "queued", "indexing", "skipped", "failed"] = Field(
+        description="indexed: answers can come from it; queued or indexing: uploaded, the "
+        "index is being brought up to date; skipped or failed: not indexed, see `reason`."
+    )
+    reason: str = Field(description="Why it is skipped or failed; empty otherwise.")
+    added_at: str | None = Field(description="When the file was added (UTC, ISO 8601).")
+    status_url: str = Field(description="Where to follow its status (GET).")
+
+
+class UploadResponse(BaseModel):
+    """Uploaded documents, accepted and being indexed in the background (202)."""
+
+    documents: list[DocumentRecord] = Field(
+        description="One record per uploaded file, under the name it was stored with (a name "
+        "already taken gets ' (2)', ' (3)', ... before its suffix)."
+    )
+
+
+class Deleted(BaseModel):
+    """A document removed from the library."""
+
+    id: str = Field(description="The id of the deleted document.")
+    name: str = Field(description="Its file name.")
+    detail: str = Field(description="What happens next.")
+
+
+class Reindexing(BaseModel):
+    """A rebuild of the index from the corpus folder, running in the background (202)."""
+
+    detail: str = Field(description="What happens next.")
 
 
 class Health(BaseModel):
@@ -114,10 +154,13 @@ class Health(BaseModel):
     documents: int = Field(description="Number of indexed documents.")
     chunks: int = Field(description="Number of indexed passages.")
     model: str = Field(description="Embedding model the index was built with.")
-    index_built_at: str = Field(description="When the index was built (UTC, ISO 8601).")
-    index_version: str = Field(
+    index_built_at: str | None = Field(
+        description="When the index was built (UTC, ISO 8601); null while the library is empty."
+    )
+    index_version: str | None = Field(
         description="Name of the index build answering now; changes when a new build is "
-        "switched in (the service follows index/CURRENT without a restart)."
+        "switched in (the service follows index/CURRENT without a restart); null while the "
+        "library is empty."
     )
     stale: bool = Field(
         description="True when the corpus on disk no longer matches the loaded index: the "

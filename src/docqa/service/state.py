@@ -5,7 +5,6 @@ import logging
 import math
 import threading
 import time
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,16 +14,22 @@ from fastapi import Depends, Request
 
 from docqa.config import Settings
 from docqa.corpus import CorpusError, hash_corpus
-from docqa.engine import Engine, answer_json, source_json
+from docqa.engine import Engine, QuestionError, answer_json, source_json
 from docqa.index import current_build, load_build, stale_reasons
-from docqa.models import Answer, Chunk, DocqaError, Hit
+from docqa.library import document_id, library_names
+from docqa.models import Answer, DocqaError, Hit
 from docqa.service.conversations import ConversationStore
+from docqa.service.library import Library
 
 log = logging.getLogger("docqa.service")
 
 
 class NotReadyError(DocqaError):
     """The engine is still loading, or failed to load."""
+
+
+class EmptyLibraryError(DocqaError):
+    """The library holds no indexed document yet: there is nothing to answer from."""
 
 
 def sources_json(hits: Sequence[Hit]) -> list[dict[str, Any]]:
@@ -44,19 +49,18 @@ def chat_json(answer: Answer, conversation_id: str) -> dict[str, Any]:
     return {"conversation_id": conversation_id, **body, "citations": citations}
 
 
-def outline_documents(chunks: Sequence[Chunk]) -> list[dict[str, Any]]:
-    """Documents in index order, each with its sections in order and their chunk counts."""
-    sections: dict[str, Counter[str]] = {}
-    for chunk in chunks:
-        sections.setdefault(chunk.document, Counter())[chunk.section] += 1
-    return [
-        {
-            "name": name,
-            "chunks": sum(counts.values()),
-            "sections": [{"title": title, "chunks": n} for title, n in counts.items()],
-        }
-        for name, counts in sections.items()
-    ]
+def empty_health_json(settings: Settings) -> dict[str, Any]:
+    """The /health body of a service with an empty library: ready for uploads."""
+    return {
+        "status": "ok",
+        "documents": 0,
+        "chunks": 0,
+        "model": settings.model,
+        "index_built_at": None,
+        "index_version": None,
+        "stale": False,
+        "stale_reasons": [],
+    }
 
 
 def health_json(engine: Engine, changes: list[str]) -> dict[str, Any]:
@@ -127,9 +131,13 @@ class Service:
     pointer_seen: tuple[int, int] | None = None
     """(inode, mtime) of index/CURRENT when the loaded build was chosen."""
     switching: threading.Lock = field(default_factory=threading.Lock)
+    empty: bool = False
+    """True while the corpus holds no document: the service is ready for uploads."""
+    library: Library = field(init=False)
 
     def __post_init__(self) -> None:
         self.staleness = StalenessCheck(self.settings.stale_check_s)
+        self.library = Library(self.settings, self.adopt)
         if self.engine is not None:
             self.pointer_seen = pointer_stamp(self.settings.index_dir)
 
@@ -147,28 +155,52 @@ class Service:
             threading.Thread(target=self.switch, name="docqa-switch", daemon=True).start()
 
     def switch(self) -> None:
-        """Load the build that index/CURRENT names and answer from it from now on."""
+        """Load the build that index/CURRENT names and answer from it from now on (the
+        thread follow_current starts, holding `switching`)."""
         try:
-            folder = current_build(self.settings.index_dir)
-            old = self.engine
-            if folder is None or old is None or folder == old.index.path:
-                return
-            index = load_build(folder)
-            # The same model's query encoder is kept: loading another copy costs ~1 s.
-            keys = ("model", "encoder_precision")
-            same = all(index.manifest.get(k) == old.index.manifest.get(k) for k in keys)
-            embedder = old.embedder if same else None
-            self.engine = Engine.from_index(index, self.settings, embedder)
-            self.staleness.reset()
-            log.info("switched to index %s: %d chunks", folder.name, len(index.chunks))
+            self.load_current()
         except DocqaError as error:
             log.error("cannot switch to the new index, still answering from the old: %s", error)
         finally:
             self.switching.release()
 
+    def adopt(self, folder: Path | None) -> None:
+        """Answer from the build just made (the library's worker calls it), or, with None,
+        from nothing: the library is empty. Raises when the build cannot be loaded."""
+        with self.switching:
+            self.pointer_seen = pointer_stamp(self.settings.index_dir)
+            if folder is None:
+                self.engine, self.empty = None, True
+                log.info("the library is empty: waiting for an upload")
+                return
+            self.load_current()
+
+    def load_current(self) -> None:
+        """Load the build index/CURRENT names unless it is the one answering already."""
+        folder = current_build(self.settings.index_dir)
+        old = self.engine
+        if folder is None or (old is not None and folder == old.index.path):
+            return
+        index = load_build(folder)
+        # The same model's query encoder is kept: loading another copy costs ~1 s.
+        keys = ("model", "encoder_precision")
+        same = old is not None and all(
+            index.manifest.get(k) == old.index.manifest.get(k) for k in keys
+        )
+        embedder = old.embedder if old is not None and same else None
+        self.engine = Engine.from_index(index, self.settings, embedder)
+        self.empty, self.error = False, None
+        self.staleness.reset()
+        log.info("switched to index %s: %d chunks", folder.name, len(index.chunks))
+
     def load(self) -> None:
         """Load the engine (building the index if needed); record the error if it fails."""
         started = time.perf_counter()
+        if not library_names(self.settings.corpus_dir):
+            self.empty = True
+            log.info("no document in %s yet: waiting for an upload", self.settings.corpus_dir)
+            self.loaded.set()
+            return
         log.info("loading the index from %s", self.settings.index_dir)
         try:
             self.engine = Engine.load(
@@ -214,6 +246,31 @@ async def ready_engine(service: Annotated[Service, Depends(get_service)]) -> Eng
     service.follow_current()
     if service.engine is not None:
         return service.engine
+    if service.empty:
+        raise EmptyLibraryError(
+            "the library has no documents yet: upload one (POST /documents, or on the page)"
+        )
     if service.error is not None:
         raise NotReadyError(f"the service could not load its index: {service.error}")
     raise NotReadyError("the index is still loading: retry in a few seconds")
+
+
+def chosen_documents(
+    engine: Engine, library: Library, ids: Sequence[str] | None, strict: bool = True
+) -> frozenset[str] | None:
+    """The names of the documents an answer may come from: those with the given ids (all when
+    none are given), never a deleted one; None when that is every document. An unknown id is
+    a QuestionError when `strict`, else (a conversation's earlier choice) left out."""
+    visible = library.visible(engine)
+    if not ids:
+        return visible
+    known = frozenset(document_id(name) for name in engine.index.document_rows)
+    names = engine.documents_named(ids if strict else [i for i in ids if i in known])
+    if visible is not None:
+        names &= visible
+    if not names:
+        raise QuestionError(
+            "the documents asked for have been deleted: choose others, or send "
+            '"documents": [] to ask all of them'
+        )
+    return names

@@ -1,0 +1,237 @@
+"""The service's document library: uploads and deletions in the corpus folder, and the one
+background worker that brings the index up to date after them.
+
+Builds are serialised by the single worker (and by the index lock, against `docqa index`
+run beside the service); requests that arrive while a build runs are covered by the next
+one, so a burst of uploads costs at most two builds. The service answers from the old index
+until the new one is switched in, and never cites a deleted document meanwhile (`hidden`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from docqa.config import Settings
+from docqa.engine import Engine
+from docqa.index import build_index
+from docqa.library import (
+    DocumentNotFoundError,
+    check_content,
+    check_type,
+    document_id,
+    document_type,
+    library_names,
+    remove_file,
+    safe_filename,
+    store_file,
+)
+from docqa.models import Chunk, DocqaError
+
+log = logging.getLogger("docqa.service")
+
+
+def rebuild_index(settings: Settings) -> Path | None:
+    """Bring the index up to date with the corpus; None when the corpus holds no document."""
+    if not library_names(settings.corpus_dir):
+        return None
+    return build_index(settings)
+
+
+@dataclass
+class Pending:
+    """A document waiting for the build that indexes it, or whose build failed."""
+
+    name: str
+    added_at: str
+    generation: int
+    reason: str = ""
+
+
+@dataclass
+class Library:
+    """Uploads, deletions and the background worker that rebuilds the index after them."""
+
+    settings: Settings
+    adopt: Callable[[Path | None], None]
+    """Called by the worker with each new build (None: the library is empty) to answer from it."""
+    rebuild: Callable[[Settings], Path | None] = rebuild_index
+    requested: int = 0
+    """Generation asked for: each upload, deletion or reindex adds one."""
+    building: int = 0
+    """Generation the running build covers (0 when idle)."""
+    built: int = 0
+    """Generation of the last finished build."""
+    pending: dict[str, Pending] = field(default_factory=dict)
+    failed: dict[str, Pending] = field(default_factory=dict)
+    hidden: set[str] = field(default_factory=set)
+    """Deleted documents that the index in use may still hold: never cited."""
+    condition: threading.Condition = field(default_factory=threading.Condition)
+    worker: threading.Thread | None = None
+
+    def add(self, uploads: Sequence[tuple[str, bytes]]) -> list[str]:
+        """Check every upload, then store each and ask for a build; the stored names.
+        Nothing is stored when one upload is refused."""
+        checked = []
+        for raw_name, data in uploads:
+            name = safe_filename(raw_name)
+            check_type(name)
+            check_content(name, data)
+            checked.append((name, data))
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        with self.condition:
+            generation = self.request_build()
+            names = [store_file(self.settings.corpus_dir, n, d) for n, d in checked]
+            for name in names:
+                self.pending[name] = Pending(name, stamp, generation)
+                self.hidden.discard(name)
+        log.info("uploaded %s", ", ".join(names))
+        return names
+
+    def remove(self, doc_id: str, engine: Engine | None) -> str:
+        """Delete a document by id: from the folder now, from answers at once, from the index
+        by the next build; its name."""
+        with self.condition:
+            name = next((n for n in self.names(engine) if document_id(n) == doc_id), None)
+            if name is None:
+                raise DocumentNotFoundError(
+                    f"no document has id {doc_id[:80]!r}: GET /documents lists them"
+                )
+            remove_file(self.settings.corpus_dir, name)
+            self.pending.pop(name, None)
+            self.failed.pop(name, None)
+            self.hidden.add(name)
+            self.request_build()
+        log.info("deleted %s", name)
+        return name
+
+    def reindex(self) -> int:
+        """Ask for a build of the corpus as it is on disk; the generation that covers it."""
+        with self.condition:
+            return self.request_build()
+
+    def request_build(self) -> int:
+        """Ask the worker for a build (starting it the first time); call under the condition."""
+        self.requested += 1
+        if self.worker is None:
+            self.worker = threading.Thread(target=self.run, name="docqa-indexer", daemon=True)
+            self.worker.start()
+        self.condition.notify_all()
+        return self.requested
+
+    def run(self) -> None:
+        """The worker: one build at a time, each covering every request made before it began."""
+        while True:
+            with self.condition:
+                while self.built >= self.requested:
+                    self.condition.wait()
+                self.building = self.requested
+            failure = self.build_once()
+            with self.condition:
+                if not failure:  # a build indexes the whole corpus: earlier failures are over
+                    self.failed.clear()
+                for name, pending in list(self.pending.items()):
+                    if pending.generation <= self.building:
+                        del self.pending[name]
+                        if failure:
+                            pending.reason = failure
+                            self.failed[name] = pending
+                self.built, self.building = self.building, 0
+                self.condition.notify_all()
+
+    def build_once(self) -> str:
+        """Rebuild and switch to the result; the reason it failed, or "" when it did not."""
+        started = time.perf_counter()
+        try:
+            folder = self.rebuild(self.settings)
+            self.adopt(folder)
+        except DocqaError as error:
+            log.error("indexing failed, still answering from the previous index: %s", error)
+            return str(error)
+        except Exception as error:  # a model or library failure must reach the document list
+            log.exception("indexing failed")
+            return f"indexing failed: {error}"
+        log.info("library indexed in %.1f s", time.perf_counter() - started)
+        return ""
+
+    def wait_until_idle(self, timeout_s: float) -> bool:
+        """Wait until every requested build is done (for tests and shutdown); True if so."""
+        with self.condition:
+            return self.condition.wait_for(lambda: self.built >= self.requested, timeout_s)
+
+    def names(self, engine: Engine | None) -> list[str]:
+        """Every document the library knows: indexed, waiting or failed (deleted ones left out)."""
+        indexed = list(engine.index.document_rows) if engine is not None else []
+        known = [*indexed, *self.pending, *self.failed]
+        return [n for n in dict.fromkeys(known) if n not in self.hidden]
+
+    def visible(self, engine: Engine) -> frozenset[str] | None:
+        """The indexed documents answers may cite, or None when that is all of them."""
+        with self.condition:
+            hidden = self.hidden & set(engine.index.document_rows)
+        if not hidden:
+            return None
+        return frozenset(engine.index.document_rows) - hidden
+
+    def records(self, engine: Engine | None) -> list[dict[str, Any]]:
+        """One record per document: id, name, type, counts, sections, status and reason."""
+        with self.condition:
+            names = self.names(engine)
+            pending, failed = dict(self.pending), dict(self.failed)
+            building = self.building
+        chunks = engine.index.chunks if engine is not None else []
+        outline = {d["name"]: d for d in outline_documents(chunks)}
+        records = []
+        for name in names:
+            record = document_record(name, self.settings.corpus_dir, outline.get(name))
+            if name in pending:
+                waiting = pending[name]
+                running = building and waiting.generation <= building
+                record.update(status="indexing" if running else "queued", added_at=waiting.added_at)
+            elif name in failed:
+                record.update(status="failed", reason=failed[name].reason)
+            records.append(record)
+        return records
+
+
+def document_record(name: str, corpus_dir: Path, outline: dict[str, Any] | None) -> dict[str, Any]:
+    """The record of one document, as indexed (`outline`) or not yet (None)."""
+    try:
+        modified = (corpus_dir / name).stat().st_mtime
+        added_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(modified))
+    except OSError:
+        added_at = None
+    doc_id = document_id(name)
+    return {
+        "id": doc_id,
+        "name": name,
+        "type": document_type(name),
+        "pages": None,
+        "chunks": outline["chunks"] if outline else 0,
+        "sections": outline["sections"] if outline else [],
+        "status": "indexed" if outline else "queued",
+        "reason": "",
+        "added_at": added_at,
+        "status_url": f"/documents/{doc_id}",
+    }
+
+
+def outline_documents(chunks: Sequence[Chunk]) -> list[dict[str, Any]]:
+    """Documents in index order, each with its sections in order and their chunk counts."""
+    sections: dict[str, dict[str, int]] = {}
+    for chunk in chunks:
+        counts = sections.setdefault(chunk.document, {})
+        counts[chunk.section] = counts.get(chunk.section, 0) + 1
+    return [
+        {
+            "name": name,
+            "chunks": sum(counts.values()),
+            "sections": [{"title": title, "chunks": n} for title, n in counts.items()],
+        }
+        for name, counts in sections.items()
+    ]

@@ -1,0 +1,430 @@
+"""The document library over HTTP: upload, list, delete, filter, reindex, an empty start.
+
+Each test has its own corpus folder and index, built with the fake embedder (fakes.py); the
+service's background worker rebuilds the index after each change, as it does in production.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from docqa.library import UploadError, safe_filename
+from docqa.service import create_app
+from fakes import tiny_settings, use_fake_embedder
+
+LIGHTHOUSES = """LIGHTHOUSES
+
+The Fastnet lighthouse on a rock off the south coast of Ireland opened in 1904.
+
+The Bell Rock lighthouse in the North Sea off the coast of Scotland opened in 1810.
+"""
+VOLCANOES = """VOLCANOES
+
+The volcano Hekla in the south of Iceland last erupted in the year 2000.
+"""
+BRIDGES = """BRIDGES
+
+The Forth bridge carries the railway across the Firth of Forth and opened in 1890.
+"""
+KEY = "library-key"
+IDLE_TIMEOUT_S = 30.0
+
+MakeClient = Callable[..., TestClient]
+
+
+@pytest.fixture
+def make_client(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeClient]:
+    """Clients of a service over its own corpus (lighthouses.txt unless told otherwise)."""
+    use_fake_embedder(monkeypatch)
+    clients: list[TestClient] = []
+
+    def make(corpus: dict[str, str] | None = None, **overrides: Any) -> TestClient:
+        folder = tmp_path / f"library-{len(clients)}"
+        corpus = {"lighthouses.txt": LIGHTHOUSES} if corpus is None else corpus
+        settings = tiny_settings(folder, corpus, **overrides)
+        client = TestClient(create_app(settings))
+        client.__enter__()  # runs the lifespan: the service loads (or finds the corpus empty)
+        assert client.app.state.service.loaded.wait(IDLE_TIMEOUT_S)  # type: ignore[attr-defined]
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:  # builds end before the fake embedder is unpatched
+        wait_until_indexed(client)
+        client.__exit__(None, None, None)
+
+
+@pytest.fixture
+def client(make_client: MakeClient) -> TestClient:
+    return make_client()
+
+
+def upload(client: TestClient, *files: tuple[str, bytes], **kwargs: Any) -> Any:
+    parts = [("files", (name, data, "application/octet-stream")) for name, data in files]
+    return client.post("/documents", files=parts, **kwargs)
+
+
+def wait_until_indexed(client: TestClient) -> None:
+    service = client.app.state.service  # type: ignore[attr-defined]
+    assert service.library.wait_until_idle(IDLE_TIMEOUT_S), "indexing did not finish"
+
+
+def documents(client: TestClient) -> dict[str, dict[str, Any]]:
+    response = client.get("/documents")
+    assert response.status_code == 200, response.text
+    return {record["name"]: record for record in response.json()}
+
+
+def cited_documents(client: TestClient, question: str, **body: Any) -> set[str]:
+    response = client.post("/chat", json={"message": question, **body})
+    assert response.status_code == 200, response.text
+    return {source["document"] for source in response.json()["sources"]}
+
+
+def corpus_dir(client: TestClient) -> Path:
+    path: Path = client.app.state.service.settings.corpus_dir  # type: ignore[attr-defined]
+    return path
+
+
+# ---------------------------------------------------------------------------- upload
+
+
+def test_an_uploaded_file_is_indexed_in_the_background_and_answered_from(
+    client: TestClient,
+) -> None:
+    response = upload(client, ("volcanoes.txt", VOLCANOES.encode()))
+
+    assert response.status_code == 202, response.text
+    [record] = response.json()["documents"]
+    assert record["name"] == "volcanoes.txt"
+    assert record["status"] in {"queued", "indexing"}
+    wait_until_indexed(client)
+    status = client.get(record["status_url"]).json()
+    assert status["status"] == "indexed"
+    assert status["chunks"] == 1
+    assert status["sections"] == [{"title": "VOLCANOES", "chunks": 1}]
+    assert "volcanoes.txt" in cited_documents(client, "When did Hekla erupt?")
+
+
+def test_several_files_in_one_upload_are_all_listed(client: TestClient) -> None:
+    response = upload(
+        client, ("volcanoes.txt", VOLCANOES.encode()), ("bridges.md", BRIDGES.encode())
+    )
+
+    assert response.status_code == 202
+    wait_until_indexed(client)
+    listed = documents(client)
+    assert set(listed) == {"lighthouses.txt", "volcanoes.txt", "bridges.md"}
+    assert {r["status"] for r in listed.values()} == {"indexed"}
+    assert listed["bridges.md"]["type"] == "md"
+
+
+@pytest.mark.parametrize(
+    ("files", "status", "detail"),
+    [
+        ((("photo.png", b"\x89PNG data"),), 415, "files of type .png are not supported"),
+        ((("notes", b"no suffix"),), 422, "no usable name or no suffix"),
+        ((("empty.txt", b"  \n"),), 422, "empty.txt is empty"),
+        ((("latin1.txt", "Café crème".encode("latin-1")),), 422, "not UTF-8 text"),
+        ((("..", b"text"),), 422, "no usable name"),
+        # One refused file refuses the whole upload: the good one is not stored either.
+        ((("good.txt", b"Fine text here."), ("bad.exe", b"MZ")), 415, "bad.exe"),
+    ],
+)
+def test_a_bad_upload_is_refused_with_a_clear_error_and_nothing_is_stored(
+    client: TestClient, files: tuple[tuple[str, bytes], ...], status: int, detail: str
+) -> None:
+    before = sorted(p.name for p in corpus_dir(client).iterdir())
+
+    response = upload(client, *files)
+
+    assert response.status_code == status, response.text
+    assert detail in response.json()["detail"]
+    assert sorted(p.name for p in corpus_dir(client).iterdir()) == before
+
+
+def test_an_upload_over_the_size_limit_is_413(make_client: MakeClient) -> None:
+    client = make_client(max_upload_bytes=4096)
+
+    response = upload(client, ("big.txt", b"word " * 2000))
+
+    assert response.status_code == 413
+    assert "DOCQA_MAX_UPLOAD_BYTES" in response.json()["detail"]
+    assert not (corpus_dir(client) / "big.txt").exists()
+
+
+def test_an_upload_that_is_not_multipart_is_415(client: TestClient) -> None:
+    response = client.post("/documents", json={"files": ["volcanoes.txt"]})
+
+    assert response.status_code == 415
+    assert "multipart/form-data" in response.json()["detail"]
+
+
+def test_a_multipart_body_without_a_file_is_422(client: TestClient) -> None:
+    response = client.post("/documents", data={"note": "no file"}, files={})
+
+    assert response.status_code in (415, 422)
+    assert response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "stored"),
+    [
+        ("../../outside.txt", "outside.txt"),
+        ("..\\..\\windows.txt", "windows.txt"),
+        ("/etc/absolute.txt", "absolute.txt"),
+        (".hidden.txt", "hidden.txt"),
+        ("  spaced   name .txt", "spaced name.txt"),
+        ("we<ir>d:na|me?.txt", "we_ir_d_na_me_.txt"),
+    ],
+)
+def test_path_like_names_are_stored_inside_the_corpus_folder(
+    client: TestClient, raw: str, stored: str
+) -> None:
+    response = upload(client, (raw, VOLCANOES.encode()))
+
+    assert response.status_code == 202, response.text
+    assert response.json()["documents"][0]["name"] == stored
+    assert (corpus_dir(client) / stored).read_text(encoding="utf-8") == VOLCANOES
+    outside = corpus_dir(client).parent
+    assert sorted(p.name for p in outside.iterdir()) == ["corpus", "index"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "stored"),
+    [("con\x00trol\n.txt", "control.txt"), ("a" * 300 + ".md", "a" * 117 + ".md")],
+)
+def test_safe_filename_drops_control_characters_and_cuts_long_names(raw: str, stored: str) -> None:
+    assert safe_filename(raw) == stored
+
+
+@pytest.mark.parametrize("raw", ["", "..", "/", ".txt", "...", "folder/"])
+def test_safe_filename_refuses_names_with_nothing_left(raw: str) -> None:
+    with pytest.raises(UploadError, match="no usable name"):
+        safe_filename(raw)
+
+
+def test_a_name_already_taken_keeps_both_files(client: TestClient) -> None:
+    response = upload(client, ("lighthouses.txt", VOLCANOES.encode()))
+
+    assert response.status_code == 202
+    assert response.json()["documents"][0]["name"] == "lighthouses (2).txt"
+    assert (corpus_dir(client) / "lighthouses.txt").read_text(encoding="utf-8") == LIGHTHOUSES
+    wait_until_indexed(client)
+    assert set(documents(client)) == {"lighthouses.txt", "lighthouses (2).txt"}
+
+
+def test_concurrent_uploads_of_the_same_name_are_all_kept(client: TestClient) -> None:
+    texts = [f"Report number {i}: the harbour of town {i} was rebuilt.\n" for i in range(6)]
+
+    with ThreadPoolExecutor(6) as pool:
+        responses = list(
+            pool.map(lambda text: upload(client, ("report.txt", text.encode())), texts)
+        )
+
+    assert [r.status_code for r in responses] == [202] * 6
+    names = [r.json()["documents"][0]["name"] for r in responses]
+    assert len(set(names)) == 6
+    stored = {(corpus_dir(client) / n).read_text(encoding="utf-8") for n in names}
+    assert stored == set(texts)
+    wait_until_indexed(client)
+    assert {r["status"] for r in documents(client).values()} == {"indexed"}
+
+
+# ---------------------------------------------------------------------------- delete
+
+
+def test_a_deleted_document_is_never_cited_again(client: TestClient) -> None:
+    upload(client, ("volcanoes.txt", VOLCANOES.encode()))
+    wait_until_indexed(client)
+    doc_id = documents(client)["volcanoes.txt"]["id"]
+    assert "volcanoes.txt" in cited_documents(client, "When did Hekla erupt?")
+
+    library = client.app.state.service.library  # type: ignore[attr-defined]
+    release = threading.Event()
+    rebuild = library.rebuild
+    library.rebuild = lambda settings: release.wait(IDLE_TIMEOUT_S) and rebuild(settings)
+
+    response = client.delete(f"/documents/{doc_id}")
+
+    assert response.status_code == 200
+    assert response.json()["name"] == "volcanoes.txt"
+    assert not (corpus_dir(client) / "volcanoes.txt").exists()
+    # At once, while the index in use still holds it (its rebuild is held back), and after.
+    engine = client.app.state.service.engine  # type: ignore[attr-defined]
+    assert "volcanoes.txt" in engine.index.document_rows
+    assert "volcanoes.txt" not in cited_documents(client, "When did Hekla erupt?")
+    assert "volcanoes.txt" not in documents(client)
+    release.set()
+    wait_until_indexed(client)
+    assert "volcanoes.txt" not in cited_documents(client, "When did Hekla erupt?")
+    assert set(documents(client)) == {"lighthouses.txt"}
+    assert client.get(f"/documents/{doc_id}").status_code == 404
+
+
+def test_deleting_an_unknown_id_is_404(client: TestClient) -> None:
+    response = client.delete("/documents/no-such-document-00000000")
+
+    assert response.status_code == 404
+    assert "GET /documents lists them" in response.json()["detail"]
+
+
+def test_deleting_the_last_document_leaves_an_empty_library_ready_for_uploads(
+    client: TestClient,
+) -> None:
+    doc_id = documents(client)["lighthouses.txt"]["id"]
+
+    assert client.delete(f"/documents/{doc_id}").status_code == 200
+    wait_until_indexed(client)
+
+    assert documents(client) == {}
+    assert client.get("/health").json()["documents"] == 0
+    assert client.post("/chat", json={"message": "When did Fastnet open?"}).status_code == 409
+
+
+# ---------------------------------------------------------------------------- filter
+
+
+def test_chat_and_search_answer_only_from_the_chosen_documents(client: TestClient) -> None:
+    upload(client, ("volcanoes.txt", VOLCANOES.encode()))
+    wait_until_indexed(client)
+    volcano_id = documents(client)["volcanoes.txt"]["id"]
+
+    chosen = cited_documents(client, "When did Fastnet open?", documents=[volcano_id])
+    search = client.get("/search", params={"q": "Fastnet lighthouse", "documents": volcano_id})
+
+    assert chosen == {"volcanoes.txt"}
+    assert search.status_code == 200
+    assert {s["document"] for s in search.json()["sources"]} == {"volcanoes.txt"}
+    assert "lighthouses.txt" in cited_documents(client, "When did Fastnet open?")
+
+
+def test_a_follow_up_keeps_the_conversations_choice_of_documents(client: TestClient) -> None:
+    upload(client, ("volcanoes.txt", VOLCANOES.encode()))
+    wait_until_indexed(client)
+    lighthouse_id = documents(client)["lighthouses.txt"]["id"]
+    first = client.post(
+        "/chat", json={"message": "When did Fastnet open?", "documents": [lighthouse_id]}
+    ).json()
+
+    follow_up = client.post(
+        "/chat",
+        json={"message": "And Hekla the volcano?", "conversation_id": first["conversation_id"]},
+    ).json()
+    widened = client.post(
+        "/chat",
+        json={
+            "message": "When did the volcano Hekla erupt?",
+            "conversation_id": first["conversation_id"],
+            "documents": [],
+        },
+    ).json()
+
+    assert {s["document"] for s in follow_up["sources"]} == {"lighthouses.txt"}
+    assert "volcanoes.txt" in {s["document"] for s in widened["sources"]}
+
+
+def test_an_unknown_document_id_is_422(client: TestClient) -> None:
+    response = client.post(
+        "/chat", json={"message": "When did Fastnet open?", "documents": ["nope-12345678"]}
+    )
+    search = client.get("/search", params={"q": "Fastnet", "documents": "nope-12345678"})
+
+    assert response.status_code == 422
+    assert "unknown document id 'nope-12345678'" in response.json()["detail"]
+    assert search.status_code == 422
+
+
+# ---------------------------------------------------------------------------- reindex, empty
+
+
+def test_reindex_picks_up_files_changed_on_disk(client: TestClient) -> None:
+    (corpus_dir(client) / "bridges.txt").write_text(BRIDGES, encoding="utf-8")
+    old = client.get("/health").json()["index_version"]
+
+    response = client.post("/reindex")
+
+    assert response.status_code == 202
+    wait_until_indexed(client)
+    health = client.get("/health").json()
+    assert health["index_version"] != old
+    assert health["stale"] is False
+    assert "bridges.txt" in cited_documents(client, "When did the Forth bridge open?")
+
+
+def test_an_empty_corpus_starts_ready_for_an_upload(make_client: MakeClient) -> None:
+    client = make_client(corpus={})
+
+    health = client.get("/health")
+    chat = client.post("/chat", json={"message": "When did Hekla erupt?"})
+    listed = client.get("/documents")
+    response = upload(client, ("volcanoes.txt", VOLCANOES.encode()))
+    wait_until_indexed(client)
+
+    assert health.status_code == 200
+    assert health.json()["documents"] == 0
+    assert health.json()["index_version"] is None
+    assert chat.status_code == 409
+    assert "upload one" in chat.json()["detail"]
+    assert listed.json() == []
+    assert response.status_code == 202
+    assert client.get("/health").json()["documents"] == 1
+    assert cited_documents(client, "When did Hekla erupt?") == {"volcanoes.txt"}
+
+
+# ---------------------------------------------------------------------------- key, load
+
+
+def test_upload_and_delete_need_the_api_key_when_one_is_set(make_client: MakeClient) -> None:
+    client = make_client(api_key=KEY)
+    doc_id = documents_with_key(client)["lighthouses.txt"]["id"]
+
+    refused_upload = upload(client, ("volcanoes.txt", VOLCANOES.encode()))
+    refused_delete = client.delete(f"/documents/{doc_id}")
+    refused_reindex = client.post("/reindex")
+    accepted = upload(
+        client, ("volcanoes.txt", VOLCANOES.encode()), headers={"Authorization": f"Bearer {KEY}"}
+    )
+
+    assert [r.status_code for r in (refused_upload, refused_delete, refused_reindex)] == [401] * 3
+    assert not (corpus_dir(client) / "volcanoes (2).txt").exists()
+    assert accepted.status_code == 202
+    wait_until_indexed(client)
+
+
+def documents_with_key(client: TestClient) -> dict[str, dict[str, Any]]:
+    response = client.get("/documents", headers={"Authorization": f"Bearer {KEY}"})
+    return {record["name"]: record for record in response.json()}
+
+
+def test_no_question_fails_while_uploads_are_indexed(client: TestClient) -> None:
+    """Questions keep being answered, from the old index then the new, while uploads are
+    indexed and switched in (bounded: 4 threads until the indexing is done, at most 30 s)."""
+    statuses: list[int] = []
+    done = threading.Event()
+
+    def ask_until_done() -> None:
+        while not done.is_set() and len(statuses) < 2000:
+            response = client.post("/chat", json={"message": "When did Fastnet open?"})
+            statuses.append(response.status_code)
+
+    askers = [threading.Thread(target=ask_until_done) for _ in range(4)]
+    for asker in askers:
+        asker.start()
+    for i in range(3):
+        upload(client, (f"volcanoes-{i}.txt", VOLCANOES.encode()))
+    wait_until_indexed(client)
+    done.set()
+    for asker in askers:
+        asker.join(IDLE_TIMEOUT_S)
+
+    assert statuses, "no question was asked"
+    assert set(statuses) == {200}
+    assert "volcanoes-2.txt" in cited_documents(client, "When did Hekla erupt?")
