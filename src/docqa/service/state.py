@@ -148,7 +148,9 @@ class Service:
         background thread while requests keep the engine they started with.
         """
         stamp = pointer_stamp(self.settings.index_dir)
-        if stamp is None or stamp == self.pointer_seen or self.engine is None:
+        # An empty library follows too: another worker process may have indexed an upload.
+        waiting = self.engine is None and not self.empty
+        if stamp is None or stamp == self.pointer_seen or waiting:
             return
         if self.switching.acquire(blocking=False):
             self.pointer_seen = stamp
@@ -198,6 +200,7 @@ class Service:
         started = time.perf_counter()
         if not library_names(self.settings.corpus_dir):
             self.empty = True
+            self.pointer_seen = pointer_stamp(self.settings.index_dir)  # a build of old files
             log.info("no document in %s yet: waiting for an upload", self.settings.corpus_dir)
             self.loaded.set()
             return
