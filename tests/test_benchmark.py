@@ -7,6 +7,7 @@ import dataclasses
 import json
 import math
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -197,3 +198,29 @@ def test_quick_report_markdown_has_the_floor_and_the_stage_table(quick_report: P
     assert "| stage | p50 ms | p95 ms | p99 ms | p50 / floor |" in markdown
     for stage in STAGES:
         assert f"| {stage} |" in markdown
+
+
+@pytest.mark.model
+@pytest.mark.server
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason="redis-server is not installed")
+def test_the_workers_part_measures_two_workers_and_checks_their_targets(
+    built_index: Settings, tmp_path: Path
+) -> None:
+    plan = dataclasses.replace(
+        Plan.for_mode(quick=True),
+        questions=40,
+        http_requests=40,
+        http_seconds=1.0,
+        parts=("in_process", "workers"),
+    )
+    results = run_benchmark(built_index, plan, notify=lambda message: None)
+    workers = results["http_workers"]
+    assert workers["workers"] == 2
+    assert [level["concurrency"] for level in workers["levels"]] == [1, 4, 8, 16]
+    assert all(level["errors"] == 0 for level in workers["levels"])
+    names = [target["name"] for target in results["targets"]]
+    assert "2 workers: HTTP /chat p50 - floor (ms)" in names
+    assert "2 workers: throughput at concurrency 8 / encoder on 2 cores" in names
+    write_reports(results, tmp_path)
+    markdown = (tmp_path / "bench.md").read_text(encoding="utf-8")
+    assert "## HTTP /chat against `docqa serve --workers 2` (Redis)" in markdown

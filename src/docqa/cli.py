@@ -58,6 +58,16 @@ def _workers(value: str) -> int:
     return workers
 
 
+def _bench_parts(value: str) -> tuple[str, ...]:
+    from docqa.bench.plan import PARTS
+
+    parts = tuple(part.strip() for part in value.split(",") if part.strip())
+    unknown = [part for part in parts if part not in PARTS]
+    if unknown or not parts:
+        raise argparse.ArgumentTypeError(f"--parts takes some of {', '.join(PARTS)}; got {value!r}")
+    return ("in_process", *parts)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
     parser = _Parser(prog="docqa", description="Ask a document questions; get short cited answers.")
@@ -110,6 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = commands.add_parser("bench", help="measure latency, throughput, cold start and scaling")
     bench.add_argument("--quick", action="store_true", help="a short run (for CI)")
+    bench.add_argument(
+        "--parts",
+        type=_bench_parts,
+        default=None,
+        help="comma-separated parts to measure (default all): encoder, http, workers, "
+        "cold_start, scaling, ann; the in-process floor is always measured",
+    )
     bench.add_argument(
         "--out", default="eval/reports", help="folder for the Markdown and JSON results"
     )

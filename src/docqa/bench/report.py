@@ -54,6 +54,7 @@ def render_markdown(results: dict[str, Any]) -> str:
     sections = (
         ("encoders", _render_encoder),
         ("http", _render_http),
+        ("http_workers", _render_workers),
         ("cold_start", _render_cold),
         ("scaling", _render_scaling),
         ("ann", _render_ann),
@@ -131,8 +132,21 @@ def _render_in_process(results: dict[str, Any]) -> list[str]:
     ]
 
 
-def _render_http(results: dict[str, Any]) -> list[str]:
-    http = results["http"]
+def _render_workers(results: dict[str, Any]) -> list[str]:
+    workers = results["http_workers"]
+    if "skipped" in workers:
+        return [f"## HTTP /chat against several workers: skipped ({workers['skipped']})", ""]
+    lines = _render_http(results, "http_workers")
+    lines[0] = f"## HTTP /chat against `docqa serve --workers {workers['workers']}` (Redis)"
+    lines[-2] += (
+        " Peak RSS is the largest worker's (each worker loads the index and encoder); Redis "
+        "runs on the same 2 cores."
+    )
+    return lines
+
+
+def _render_http(results: dict[str, Any], key: str = "http") -> list[str]:
+    http = results[key]
     latency = http["latency"]
     rows = [
         [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import gc
 import os
 import platform
@@ -24,6 +25,7 @@ from docqa.bench.report import write_reports
 from docqa.bench.scaling import measure_scaling
 from docqa.bench.targets import check_targets
 from docqa.bench.throughput import measure_http
+from docqa.bench.workers import WORKERS, measure_workers
 from docqa.config import Settings
 
 
@@ -85,6 +87,12 @@ def run_benchmark(settings: Settings, plan: Plan, notify: Notify) -> dict[str, A
             results["http"] = measure_http(
                 serve_env, engine.embedder, questions, capacity, plan, work
             )
+        if "workers" in plan.parts:
+            notify(f"HTTP: the same against docqa serve --workers {WORKERS} (Redis)")
+            capacity = results.get("encoder_capacity", {}).get("best_per_s")
+            results["http_workers"] = measure_workers(
+                serve_env, engine.embedder, questions, capacity, plan, work
+            )
         del engine
         gc.collect()
         if "cold_start" in plan.parts:
@@ -104,12 +112,16 @@ def run_benchmark(settings: Settings, plan: Plan, notify: Notify) -> dict[str, A
 
 
 def run_command(options: argparse.Namespace, settings: Settings) -> int:
-    """`docqa bench [--quick] [--out DIR]`: measure, then write bench.md and bench.json."""
+    """`docqa bench [--quick] [--parts ...] [--out DIR]`: measure, then write bench.md and
+    bench.json."""
 
     def notify(message: str) -> None:
         print(f"docqa bench: {message}", file=sys.stderr, flush=True)
 
-    results = run_benchmark(settings, Plan.for_mode(options.quick), notify)
+    plan = Plan.for_mode(options.quick)
+    if getattr(options, "parts", None):
+        plan = dataclasses.replace(plan, parts=options.parts)
+    results = run_benchmark(settings, plan, notify)
     json_path, md_path = write_reports(results, Path(options.out))
     for target in results["targets"]:
         mark = "ok  " if target["met"] else "MISS"

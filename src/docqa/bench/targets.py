@@ -28,6 +28,9 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     ]
     if "http" in results:
         targets += _http_targets(results["http"])
+    if "skipped" not in results.get("http_workers", {"skipped": ""}):
+        workers = results["http_workers"]
+        targets += _http_targets(workers, f"{workers['workers']} workers: ")
     if "cold_start" in results:
         targets += _cold_targets(results["cold_start"])
     if "ann" in results:
@@ -44,19 +47,19 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
     return targets
 
 
-def _http_targets(http: dict[str, Any]) -> list[dict[str, Any]]:
+def _http_targets(http: dict[str, Any], prefix: str = "") -> list[dict[str, Any]]:
     extra = http["latency"]["p50_minus_floor_ms"]
     at8 = next(level for level in http["levels"] if level["concurrency"] == 8)
     share = at8["share_of_encoder"]
     return [
         _target(
-            "HTTP /chat p50 - floor (ms)",
+            f"{prefix}HTTP /chat p50 - floor (ms)",
             f"<= {TARGET_HTTP_EXTRA_MS}",
             extra,
             extra <= TARGET_HTTP_EXTRA_MS,
         ),
         _target(
-            "throughput at concurrency 8 / encoder on 2 cores",
+            f"{prefix}throughput at concurrency 8 / encoder on 2 cores",
             f">= {TARGET_THROUGHPUT_SHARE}, 0 errors",
             f"{share} ({at8['errors']} errors)",
             share is not None and share >= TARGET_THROUGHPUT_SHARE and at8["errors"] == 0,

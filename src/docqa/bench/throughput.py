@@ -37,9 +37,14 @@ class Server:
 
 @contextmanager
 def running_server(
-    env: dict[str, str], work: Path, name: str, timeout: float = 120.0
+    env: dict[str, str],
+    work: Path,
+    name: str,
+    timeout: float = 120.0,
+    serve_args: tuple[str, ...] = (),
 ) -> Iterator[Server]:
-    """Start `docqa serve` on a free port, wait until /health answers 200, stop it after."""
+    """Start `docqa serve [serve_args]` on a free port, wait until /health answers 200, stop
+    it after."""
     import httpx
 
     port = free_port()
@@ -47,7 +52,7 @@ def running_server(
     log = work / f"{name}.log"
     with open(log, "wb") as output:
         child = Child.start(
-            docqa_command("serve", "--host", "127.0.0.1", "--port", str(port)),
+            docqa_command("serve", "--host", "127.0.0.1", "--port", str(port), *serve_args),
             env,
             work / f"{name}.rss",
             stdout=output,
@@ -170,11 +175,13 @@ def measure_http(
     capacity: float | None,
     plan: Plan,
     work: Path,
+    serve_args: tuple[str, ...] = (),
 ) -> dict[str, Any]:
     """/chat latency at concurrency 1 and throughput at 1, 4, 8 and 16 against `docqa serve`.
 
     `capacity` (bare encodes per second on this machine) turns throughput into a share."""
-    with running_server(env, work, "serve") as server:
+    name = "-".join(("serve", *serve_args)).replace("--", "")
+    with running_server(env, work, name, serve_args=serve_args) as server:
         run_level(server.url, questions[:10], 1, 10, 30.0)  # warm-up
         health_ms = health_round_trip(server.url, 50)
         latency = paired_latency(server.url, embedder, questions[: plan.http_requests])

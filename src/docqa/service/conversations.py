@@ -7,6 +7,7 @@ first; the newest always stays)."""
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import secrets
@@ -41,6 +42,12 @@ class Conversation:
     last_used: float = field(default_factory=time.monotonic)
     documents: tuple[str, ...] | None = None
     """Ids of the documents the conversation is limited to; None for all of them."""
+
+
+CARRIED_FIELDS = tuple(
+    f.name for f in dataclasses.fields(Conversation) if f.name not in ("id", "turns", "last_used")
+)
+"""What a conversation carries from turn to turn besides its turns (e.g. its documents)."""
 
 
 class ConversationStore(Protocol):
@@ -223,49 +230,59 @@ class RedisConversationStore:
             pipe = self.client.pipeline()
             pipe.get(key)
             pipe.pexpire(key, self.ttl_ms)
+            pipe.zadd(self.index_key, {conversation_id: time.time()}, xx=True)
             text = pipe.execute()[0]
-            if text is None:
+            if text is None:  # expired: its id may linger in the index, which would count it
                 self.client.zrem(self.index_key, conversation_id)
                 raise not_found(conversation_id)
-            self.client.zadd(self.index_key, {conversation_id: time.time()}, xx=True)
         return conversation_from_json(text, self.max_turns)
 
     def add_turn(self, conversation: Conversation, turn: Turn) -> None:
-        """Record a turn: appended to the stored conversation in a transaction (another worker
-        may add to it at the same moment), trimmed, written back with a fresh time-to-live."""
-        key = self.key(conversation.id)
-        created = False
-
-        def append(pipe: Any) -> None:
-            nonlocal created
-            text = pipe.get(key)
-            created = text is None
-            stored = conversation if created else conversation_from_json(text, self.max_turns)
-            if not created:
-                stored.turns.append(turn)
-                trim_turns(stored.turns, self.max_bytes)
-                stored.documents = conversation.documents  # the turn may choose others
-            pipe.multi()
-            pipe.set(key, conversation_json(stored), px=self.ttl_ms)
-            pipe.zadd(self.index_key, {conversation.id: time.time()})
-
+        """Record a turn. A new conversation is written in one round trip; a stored one gets
+        the turn appended in a transaction (another worker may add to it at the same moment),
+        trimmed, and written back with a fresh time-to-live."""
+        new = not conversation.turns
         conversation.turns.append(turn)
         trim_turns(conversation.turns, self.max_bytes)
         with storage_errors():
-            self.client.transaction(append, key)
-            if created:
-                self.evict()
+            if new:
+                self.store_new(conversation)
+            else:
+                self.client.transaction(
+                    functools.partial(self.append, conversation, turn), self.key(conversation.id)
+                )
 
-    def evict(self) -> None:
-        """Forget expired ids, and delete the least recently used beyond capacity."""
+    def store_new(self, conversation: Conversation) -> None:
+        """Write a new conversation; forget expired ids and delete the least recently used
+        beyond capacity, all in one transaction."""
+        now = time.time()
         pipe = self.client.pipeline()
-        pipe.zremrangebyscore(self.index_key, "-inf", time.time() - self.ttl_s)
+        pipe.set(self.key(conversation.id), conversation_json(conversation), px=self.ttl_ms)
+        pipe.zadd(self.index_key, {conversation.id: now})
+        pipe.zremrangebyscore(self.index_key, "-inf", now - self.ttl_s)
         # Ranks 0 .. -capacity-1 are all but the `capacity` most recently used.
         pipe.zrange(self.index_key, 0, -self.capacity - 1)
         pipe.zremrangebyrank(self.index_key, 0, -self.capacity - 1)
-        evicted = pipe.execute()[1]
+        evicted = pipe.execute()[3]
         if evicted:
             self.client.delete(*(self.key(conversation_id) for conversation_id in evicted))
+
+    def append(self, conversation: Conversation, turn: Turn, pipe: Any) -> None:
+        """The body of add_turn's transaction on a stored conversation (run again by redis-py
+        if the conversation changed meanwhile): the stored turns plus this one, and the other
+        fields as this turn left them (it may have chosen other documents)."""
+        key = self.key(conversation.id)
+        text = pipe.get(key)
+        if text is None:
+            raise not_found(conversation.id)
+        stored = conversation_from_json(text, self.max_turns)
+        stored.turns.append(turn)
+        trim_turns(stored.turns, self.max_bytes)
+        for name in CARRIED_FIELDS:
+            setattr(stored, name, getattr(conversation, name))
+        pipe.multi()
+        pipe.set(key, conversation_json(stored), px=self.ttl_ms)
+        pipe.zadd(self.index_key, {conversation.id: time.time()})
 
 
 @contextmanager
