@@ -35,6 +35,11 @@
  *   #api-key-save, #api-key-clear
  *   #announcer                visually hidden aria-live region announcing new answers / errors
  *   #empty-state              intro shown while the transcript is empty; .suggestion buttons
+ *                             (made by library.js from the documents' headings)
+ *   .source-page              "p. 3" in a source's line when the passage has a page number
+ *
+ * The conversation (its id and answers) is kept in sessionStorage ("docqa.conversation"), so a
+ * reload shows it again and follow-ups go on. The documents asked come from library.js.
  */
 (() => {
   'use strict';
@@ -44,6 +49,9 @@
   const REQUEST_TIMEOUT_MS = 90000;
   const HEALTH_RETRY_MS = 2000;
   const HEALTH_ERROR_RETRY_MS = 5000;
+  const HEALTH_POLL_MS = 10000; // while ready: notices an outage, or a new index, by itself
+  const CONVERSATION_STORAGE = 'docqa.conversation';
+  const MAX_KEPT_TURNS = 20;
   const KEY_STORAGE = 'docqa.apiKey';
   const COLLAPSE_LEAD_CHARS = 140; // hide text before the first highlight if it is longer than this
 
@@ -74,7 +82,12 @@
     pending: null, // {controller} while a /chat request is in flight
     answerSeq: 0,
     healthTimer: 0,
+    indexVersion: undefined,
+    libraryReady: true,
+    turns: [], // [{question, data}] of this conversation, kept across reloads
   };
+
+  const library = () => window.docqaLibrary || null;
 
   /* ------------------------------------------------------------------ utilities */
 
@@ -168,7 +181,9 @@
         cache: 'no-store',
       });
     } catch (_) {
-      setStatus('error', 'Server unreachable · retrying…');
+      setStatus('error', 'Server unreachable · retrying every few seconds…',
+        'The page will reconnect by itself when the server is back.');
+      state.indexVersion = undefined;
       scheduleHealth(HEALTH_ERROR_RETRY_MS);
       return;
     }
@@ -205,7 +220,12 @@
     const details = [];
     if (body.model) details.push(`Model: ${body.model}`);
     if (body.index_built_at) details.push(`Index built: ${body.index_built_at}`);
-    setStatus('ready', parts.length ? `${parts.join(' · ')} indexed` : 'Ready', details.join('\n'));
+    const text = docs === 0 ? 'Ready · no document yet' : (parts.length ? `${parts.join(' · ')} indexed` : 'Ready');
+    setStatus('ready', text, details.join('\n'));
+    const version = body.index_version === undefined ? null : body.index_version;
+    if (state.indexVersion !== undefined && version !== state.indexVersion && library()) library().refresh();
+    state.indexVersion = version;
+    scheduleHealth(HEALTH_POLL_MS);
   }
 
   /* ------------------------------------------------------------------ composer */
@@ -214,7 +234,7 @@
     const text = els.question.value;
     const len = text.length;
     const waiting = Boolean(state.pending);
-    els.send.disabled = waiting || text.trim() === '';
+    els.send.disabled = waiting || text.trim() === '' || !state.libraryReady;
     els.send.setAttribute('aria-busy', waiting ? 'true' : 'false');
     els.charCount.textContent = `${len.toLocaleString('en')} / ${MAX_CHARS.toLocaleString('en')}`;
     els.charCount.classList.toggle('over', len > MAX_CHARS);
@@ -288,7 +308,7 @@
     dots.setAttribute('aria-hidden', 'true');
     for (let i = 0; i < 3; i += 1) dots.appendChild(el('span', 'dot'));
     node.appendChild(dots);
-    node.appendChild(el('span', 'thinking-text', 'Searching the brief…'));
+    node.appendChild(el('span', 'thinking-text', 'Searching your documents…'));
     appendMessage(node);
     els.transcript.setAttribute('aria-busy', 'true');
     scrollToBottom();
@@ -383,6 +403,10 @@
     meta.appendChild(el('span', 'source-section', src.section || 'Untitled section'));
     const sub = el('span', 'source-sub');
     sub.appendChild(el('span', 'source-document', src.document || 'Document'));
+    if (src.page !== undefined && src.page !== null) {
+      sub.appendChild(document.createTextNode(' · '));
+      sub.appendChild(el('span', 'source-page', `p. ${src.page}`));
+    }
     sub.appendChild(document.createTextNode(' · '));
     const score = Number(src.score);
     const scoreEl = el('span', 'source-score', `score ${Number.isFinite(score) ? score.toFixed(2) : '–'}`);
@@ -497,7 +521,7 @@
 
     const bubble = el('div', 'answer-body');
     if (!answered) {
-      const head = el('p', 'not-covered-label', 'Not covered by the document');
+      const head = el('p', 'not-covered-label', 'Not covered by your documents');
       bubble.appendChild(head);
     }
     bubble.appendChild(renderAnswerText(answer, cites, idPrefix, sourceRanks));
@@ -598,7 +622,12 @@
       const res = await fetch('/chat', {
         method: 'POST',
         headers: { 'Content-Type': 'application/json', Accept: 'application/json', ...authHeaders() },
-        body: JSON.stringify({ message, conversation_id: conversationId || null, k: TOP_K }),
+        body: JSON.stringify({
+          message,
+          conversation_id: conversationId || null,
+          k: TOP_K,
+          documents: library() ? library().selectedIds() : null, // [] asks every document
+        }),
         signal: controller.signal,
       });
       let body = null;
@@ -668,8 +697,10 @@
 
     const { res, body } = outcome;
     if (res.ok && body && typeof body.answer === 'string') {
+      if (body.conversation_id !== state.conversationId) state.turns = [];
       setConversationId(body.conversation_id || state.conversationId);
       renderAnswer(body, userNode);
+      keepTurn(message, body);
       return;
     }
 
@@ -701,6 +732,9 @@
           : 'Too many requests, please retry in a moment.';
         break;
       }
+      case 409:
+        errText = detail || 'There is no document to ask yet: upload one first.';
+        break;
       case 503:
         errText = 'The service is still loading the document. Please try again in a few seconds.';
         setStatus('loading', 'Loading the document index…');
@@ -788,6 +822,8 @@
       state.pending = null;
     }
     setConversationId(null);
+    state.turns = [];
+    saveConversation();
     els.transcript.replaceChildren();
     els.transcript.setAttribute('aria-busy', 'false');
     syncEmptyState();
@@ -798,13 +834,54 @@
     els.question.focus();
   });
 
-  for (const btn of document.querySelectorAll('.suggestion')) {
-    btn.addEventListener('click', () => {
-      if (state.pending) return;
-      els.question.value = btn.textContent.trim();
-      updateComposer();
-      ask(els.question.value);
-    });
+  // Example questions are made by library.js; one listener serves the current ones.
+  document.querySelector('#suggestions').addEventListener('click', (ev) => {
+    const btn = ev.target.closest && ev.target.closest('.suggestion');
+    if (!btn || state.pending) return;
+    els.question.value = btn.textContent.trim();
+    updateComposer();
+    ask(els.question.value);
+  });
+
+  document.addEventListener('docqa:library', (ev) => {
+    state.libraryReady = ev.detail.ready > 0;
+    updateComposer();
+  });
+
+  /* ------------------------------------------------------------------ kept across reloads */
+
+  function saveConversation() {
+    try {
+      if (!state.conversationId || !state.turns.length) {
+        window.sessionStorage.removeItem(CONVERSATION_STORAGE);
+        return;
+      }
+      const kept = { id: state.conversationId, turns: state.turns.slice(-MAX_KEPT_TURNS) };
+      window.sessionStorage.setItem(CONVERSATION_STORAGE, JSON.stringify(kept));
+    } catch (_) {
+      /* storage full or disabled: the conversation lives until the page is left */
+    }
+  }
+
+  function keepTurn(question, data) {
+    state.turns.push({ question, data });
+    saveConversation();
+  }
+
+  function restoreConversation() {
+    let kept = null;
+    try {
+      kept = JSON.parse(window.sessionStorage.getItem(CONVERSATION_STORAGE) || 'null');
+    } catch (_) {
+      kept = null;
+    }
+    if (!kept || typeof kept.id !== 'string' || !Array.isArray(kept.turns)) return;
+    setConversationId(kept.id);
+    for (const turn of kept.turns) {
+      if (!turn || typeof turn.question !== 'string' || !turn.data) continue;
+      renderAnswer(turn.data, addUserMessage(turn.question));
+      state.turns.push(turn);
+    }
   }
 
   let resizeTimer = 0;
@@ -826,6 +903,7 @@
   }
 
   setConversationId(null);
+  restoreConversation();
   els.transcript.setAttribute('aria-busy', 'false');
   refreshKeyUi();
   syncEmptyState();

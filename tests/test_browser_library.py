@@ -1,0 +1,139 @@
+"""The document library in the page, in headless Chromium against a real `docqa serve` that
+starts with an EMPTY corpus: upload through the page, ask, filter, delete, reload, outage.
+
+Set DOCQA_SCREENSHOT_DIR=docs to save the README pictures (library.png, by default nothing is
+written into the repository).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import test_browser
+from test_browser import ANSWER_TIMEOUT_MS, CHROMIUM_ARGS, ask, find_chromium
+from test_server import Server, spawned_server, wait_until_ready
+
+pytestmark = pytest.mark.browser
+page = test_browser.page  # the fixture: a fresh page that fails the test on console errors
+
+# The first upload builds the index with the real model (ONNX export included): ~15-40 s.
+INDEX_TIMEOUT_MS = 180_000
+LIGHTHOUSES = """LIGHTHOUSES OF IRELAND
+
+The Fastnet lighthouse stands on a rock off the south coast of Ireland. It was first lit in
+1904 and is built of granite blocks from Cornwall.
+
+The Hook lighthouse in County Wexford is one of the oldest working lighthouses in the world.
+"""
+VOLCANOES = """VOLCANOES OF ICELAND
+
+The volcano Hekla in the south of Iceland last erupted in the year 2000. Hekla was known in
+the Middle Ages as the gateway to hell.
+
+The eruption of Eyjafjallajokull in 2010 stopped air traffic over Europe for six days.
+"""
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    """A server over an empty corpus folder and no index: the page must invite an upload."""
+    with tempfile.TemporaryDirectory(prefix="docqa-library-") as folder:
+        root = Path(folder)
+        (root / "corpus").mkdir()
+        env = {"DOCQA_CORPUS_DIR": str(root / "corpus"), "DOCQA_INDEX_DIR": str(root / "index")}
+        with spawned_server(root / "server.log", **env) as server:
+            wait_until_ready(server)
+            yield server
+
+
+def upload_through_the_page(page: Any, path: Path) -> Any:
+    """Choose a file with the upload button's file input; the document once indexed."""
+    page.set_input_files("#upload-input", str(path))
+    item = page.locator(f'#documents li.document:has(.document-name:text-is("{path.name}"))')
+    item.and_(page.locator('[data-status="indexed"]')).wait_for(timeout=INDEX_TIMEOUT_MS)
+    return item
+
+
+def sources_of(answer: Any) -> set[str]:
+    return set(answer.locator(".source-document").all_text_contents())
+
+
+def test_upload_ask_filter_delete_reload_in_the_page(
+    page: Any, server: Server, tmp_path: Path
+) -> None:
+    page.goto(f"{server.url}/")
+    page.locator('#status[data-state="ready"]').wait_for(timeout=ANSWER_TIMEOUT_MS)
+    assert page.locator("#empty-title").inner_text() == "Upload a document to start"
+    assert page.locator("#send").is_disabled()
+
+    (tmp_path / "lighthouses.txt").write_text(LIGHTHOUSES, encoding="utf-8")
+    (tmp_path / "volcanoes.md").write_text(VOLCANOES, encoding="utf-8")
+    upload_through_the_page(page, tmp_path / "lighthouses.txt")
+
+    assert page.locator("#title").inner_text() == "Ask lighthouses.txt"
+    assert "lighthouses of ireland" in page.locator("#suggestions").inner_text()
+    first = ask(page, "When was the Fastnet lighthouse first lit?")
+    assert "1904" in first.locator(".answer-text").inner_text()
+    assert sources_of(first) == {"lighthouses.txt"}
+
+    volcanoes = upload_through_the_page(page, tmp_path / "volcanoes.md")
+    assert page.locator("#title").inner_text() == "Ask your documents"
+    volcanoes.locator(".document-check").check()
+    assert page.locator("#composer-scope").inner_text() == "Asking volcanoes.md only"
+    filtered = ask(page, "When was the Fastnet lighthouse first lit?")
+    assert sources_of(filtered) == {"volcanoes.md"}
+    volcanoes.locator(".document-check").uncheck()
+
+    page.reload()
+    page.locator("#transcript .answer").nth(1).wait_for(timeout=ANSWER_TIMEOUT_MS)
+    assert page.locator("#transcript .answer").count() == 2
+    assert page.get_attribute("#transcript", "data-conversation-id")
+
+    lighthouses = page.locator('#documents li.document:has-text("lighthouses.txt")')
+    lighthouses.locator(".document-delete").click()
+    lighthouses.locator(".confirm-yes").click()
+    lighthouses.wait_for(state="detached", timeout=ANSWER_TIMEOUT_MS)
+    after = ask(page, "When was the Fastnet lighthouse first lit?")
+    assert "lighthouses.txt" not in sources_of(after)
+    assert page.locator("#transcript .error").count() == 0
+    screenshots = os.environ.get("DOCQA_SCREENSHOT_DIR")
+    if screenshots:
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(Path(screenshots) / "library.png"))
+
+
+@pytest.fixture
+def outage_page() -> Iterator[Any]:
+    """A page in headless Chromium that may log the failed requests of a simulated outage."""
+    playwright_api = pytest.importorskip("playwright.sync_api")
+    executable = find_chromium()
+    if executable is None:
+        pytest.skip("chromium not found: install it with `apt-get install -y chromium`")
+    with playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=executable, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield browser.new_page(reduced_motion="reduce")
+        finally:
+            browser.close()
+
+
+def test_the_status_turns_red_when_the_server_is_unreachable_and_recovers(
+    outage_page: Any, server: Server
+) -> None:
+    outage_page.goto(f"{server.url}/")
+    outage_page.locator('#status[data-state="ready"]').wait_for(timeout=ANSWER_TIMEOUT_MS)
+
+    outage_page.route("**/health", lambda route: route.abort())  # as if the server were down
+    outage_page.locator('#status[data-state="error"]').wait_for(timeout=20_000)
+    assert "unreachable" in outage_page.locator("#status").inner_text().lower()
+    outage_page.unroute("**/health")
+
+    outage_page.locator('#status[data-state="ready"]').wait_for(timeout=20_000)
