@@ -84,6 +84,7 @@ def test_upload_ask_filter_delete_reload_in_the_page(
 
     volcanoes = upload_through_the_page(page, tmp_path / "volcanoes.md")
     assert page.locator("#title").inner_text() == "Ask your documents"
+    save_screenshot(page, "library.png")
     volcanoes.locator(".document-check").check()
     assert page.locator("#composer-scope").inner_text() == "Asking volcanoes.md only"
     filtered = ask(page, "When was the Fastnet lighthouse first lit?")
@@ -102,10 +103,14 @@ def test_upload_ask_filter_delete_reload_in_the_page(
     after = ask(page, "When was the Fastnet lighthouse first lit?")
     assert "lighthouses.txt" not in sources_of(after)
     assert page.locator("#transcript .error").count() == 0
-    screenshots = os.environ.get("DOCQA_SCREENSHOT_DIR")
-    if screenshots:
+
+
+def save_screenshot(page: Any, name: str) -> None:
+    """The page from the top, into DOCQA_SCREENSHOT_DIR when it is set."""
+    folder = os.environ.get("DOCQA_SCREENSHOT_DIR")
+    if folder:
         page.evaluate("window.scrollTo(0, 0)")
-        page.screenshot(path=str(Path(screenshots) / "library.png"))
+        page.screenshot(path=str(Path(folder) / name))
 
 
 @pytest.fixture

@@ -846,6 +846,7 @@
   document.addEventListener('docqa:library', (ev) => {
     state.libraryReady = ev.detail.ready > 0;
     updateComposer();
+    if (els.status.dataset.state === 'ready') scheduleHealth(0); // counts in the status line
   });
 
   /* ------------------------------------------------------------------ kept across reloads */

@@ -264,7 +264,8 @@
     for (const doc of chosen()) {
       for (const section of doc.sections || []) {
         const title = String(section.title || '').trim();
-        if (title.length < 3 || title.length > 60) continue;
+        // "Introduction" is what the chunker calls the text before the first heading.
+        if (title.length < 3 || title.length > 60 || title === 'Introduction') continue;
         const phrase = title === title.toUpperCase() ? title.toLowerCase() : title;
         if (!titles.includes(phrase)) titles.push(phrase);
       }
