@@ -87,13 +87,15 @@ def read_response(sock: socket.socket) -> tuple[int, dict[str, str], bytes]:
 def get_raw(server: Server, path: str) -> tuple[int, dict[str, str], bytes]:
     """GET a path exactly as written (no client-side normalisation or re-encoding)."""
     with connect(server) as sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+        sock.sendall(
+            f"GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n".encode()
+        )
         return read_response(sock)
 
 
 def chat_head(body: bytes, extra: str = "") -> bytes:
     return (
-        "POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
         f"Content-Length: {len(body)}\r\n{extra}\r\n"
     ).encode()
 
@@ -197,7 +199,7 @@ def test_slow_clients_are_closed_by_the_timeout_and_others_are_served(
     silent = [connect(strict_server) for _ in range(100)]
     partial_head = [connect(strict_server) for _ in range(10)]
     for sock in partial_head:
-        sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n")
     dribbling = [connect(strict_server) for _ in range(5)]
     for sock in dribbling:
         sock.sendall(b"GET /health HTTP/1.1\r\nX-Slow: ")
@@ -255,7 +257,7 @@ def test_endless_chunked_body_is_cut_off_with_413(strict_server: Server) -> None
     sent = 0
     with connect(strict_server) as sock:
         sock.sendall(
-            b"POST /chat HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
             b"Transfer-Encoding: chunked\r\n\r\n"
         )
         while sent < 16_000_000 and not select.select([sock], [], [], 0.05)[0]:

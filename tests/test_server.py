@@ -61,6 +61,7 @@ def server_env(**extra: str) -> dict[str, str]:
     env.setdefault("DOCQA_CORPUS_DIR", str(ROOT / "corpus"))
     env.setdefault("DOCQA_INDEX_DIR", str(ROOT / "index"))
     env.pop("DOCQA_API_KEY", None)
+    env.pop("DOCQA_ALLOWED_HOSTS", None)  # the tests' own, for TestClient (conftest.py)
     env.update(extra)
     return env
 

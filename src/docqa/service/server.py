@@ -1,5 +1,5 @@
-"""Running the service: uvicorn with a header timeout, graceful shutdown on SIGTERM, in one
-process or in several worker processes sharing the port."""
+"""Running the service: uvicorn with limits on request heads, graceful shutdown on SIGTERM,
+in one process or in several worker processes sharing the port."""
 
 import asyncio
 import copy
@@ -9,6 +9,7 @@ import os
 import shutil
 import signal
 import tempfile
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import FastAPI
@@ -17,9 +18,19 @@ from docqa.config import Settings
 from docqa.models import DocqaError
 from docqa.service.app import create_app
 from docqa.service.metrics import MULTIPROCESS_ENV
+from docqa.service.middleware import LOCAL_HOSTS, access_log, log_line
 
 GRACEFUL_SHUTDOWN_S = 30
 """On SIGTERM, how long in-flight requests may take to finish before they are cancelled."""
+MAX_HEAD_LINE_BYTES = 32 * 1024
+MAX_HEAD_BYTES = 64 * 1024
+"""Limits of a request head (request line and headers). The longest valid line is a /search
+request line: 2,000 characters of 4 UTF-8 bytes each, percent-encoded, is 24 KB; headers
+of this service's own clients are under 1 KB (the longest is `Authorization`)."""
+HEAD_TOO_LARGE = (
+    f"the request headers are over {MAX_HEAD_BYTES} bytes, or one line is over "
+    f"{MAX_HEAD_LINE_BYTES}: send fewer or shorter headers"
+)
 
 
 class WorkersNeedRedisError(DocqaError):
@@ -34,6 +45,8 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
             f"--workers {workers} needs Redis to share conversations and rate limits: "
             "set DOCQA_REDIS_URL (e.g. redis://127.0.0.1:6379/0) or use --workers 1"
         )
+    if not settings.allowed_hosts:
+        settings = settings.model_copy(update={"allowed_hosts": default_hosts(host)})
     if workers == 1:
         run_uvicorn(create_app(settings), settings, host, port, workers=1)
         return
@@ -70,6 +83,10 @@ def run_uvicorn(app: Any, settings: Settings, host: str, port: int, **options: A
         app,
         host=host,
         port=port,
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 unless told otherwise: any local
+        # client could then pick its address for the rate limit and the log.
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=settings.trusted_proxies or "",
         timeout_keep_alive=5,
         timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         log_level="info",
@@ -77,6 +94,14 @@ def run_uvicorn(app: Any, settings: Settings, host: str, port: int, **options: A
         access_log=False,  # AccessLog writes the one line per request, without query strings
         **options,
     )
+
+
+def default_hosts(bind_host: str) -> list[str]:
+    """The Host names accepted when none are configured: localhost and the bind address."""
+    hosts = list(LOCAL_HOSTS)
+    if bind_host not in ("0.0.0.0", "::", ""):  # all interfaces: not a name clients use
+        hosts.append(f"[{bind_host}]" if ":" in bind_host else bind_host)
+    return hosts
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:
@@ -110,22 +135,74 @@ def protocol_from_environment(*args: Any, **kwargs: Any) -> asyncio.Protocol:
 
 
 def header_timeout_protocol(timeout_s: float) -> type[asyncio.Protocol]:
-    """uvicorn's HTTP protocol (httptools when installed, else h11), closing a connection
-    that has not completed a request's headers `timeout_s` seconds after it opened or after
-    its last response. uvicorn times out only idle keep-alive connections: a client that
-    sends nothing, or its headers a byte at a time, would otherwise hold its socket forever.
+    """uvicorn's HTTP protocol (httptools when installed, else h11) with limits on the request
+    head, which uvicorn leaves unbounded:
+
+    - a connection that has not completed a request's headers `timeout_s` seconds after it
+      opened or after its last response is closed (uvicorn times out only idle keep-alive
+      connections: a client sending its headers a byte at a time would hold its socket);
+    - a head over MAX_HEAD_BYTES, or with a line over MAX_HEAD_LINE_BYTES, gets a 431 and
+      the connection is closed (httptools buffers a header of any size, re-copying it on
+      every read: one endless header stalls the event loop, endless lines fill the memory);
+    - uvicorn's reply to a request that is not HTTP is JSON, like every other error.
+
     Both protocols make a new `cycle` when a request's headers are complete."""
     from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
     base: Any = AutoHTTPProtocol
 
-    class WithHeaderTimeout(base):
+    class GuardedHTTPProtocol(base):
         header_timer: asyncio.TimerHandle | None = None
         armed_cycle: object = None
+        head_cycle: object = None
+        head_bytes = 0
+        line_bytes = 0
+        head_tail = b""
 
         def connection_made(self, transport: asyncio.BaseTransport) -> None:
             super().connection_made(transport)
             self.arm_header_timer()
+
+        def data_received(self, data: bytes) -> None:
+            if self.transport.is_closing():
+                return
+            if self.reading_head() and not self.head_fits(data):
+                self.refuse(431, HEAD_TOO_LARGE)
+                return
+            super().data_received(data)
+            if self.cycle is not self.head_cycle:  # a request's head is complete
+                self.head_cycle = self.cycle
+                self.head_bytes = self.line_bytes = 0
+                self.head_tail = b""
+
+        def reading_head(self) -> bool:
+            return self.cycle is None or self.cycle.response_complete
+
+        def head_fits(self, data: bytes) -> bool:
+            """Count the bytes of `data` up to the end of the head; False once over a limit."""
+            window = self.head_tail + data
+            end = window.find(b"\r\n\r\n")
+            part = data if end < 0 else data[: max(0, end + 4 - len(self.head_tail))]
+            self.head_tail = window[-3:]
+            self.head_bytes += len(part)
+            first, *rest = part.split(b"\n")
+            longest = self.line_bytes + len(first)
+            if rest:
+                longest = max(longest, *(len(line) for line in rest))
+                self.line_bytes = len(rest[-1])
+            else:
+                self.line_bytes = longest
+            return self.head_bytes <= MAX_HEAD_BYTES and longest <= MAX_HEAD_LINE_BYTES
+
+        def send_400_response(self, msg: str) -> None:
+            self.refuse(400, f"the request is not valid HTTP/1.1: {msg.rstrip('.').lower()}")
+
+        def refuse(self, status: int, detail: str) -> None:
+            """Answer `status` with a JSON detail and close the connection."""
+            self.transport.write(json_reply(status, detail))
+            self.transport.close()
+            client = self.client[0] if self.client else "-"
+            access_log.info("%s", log_line({"client": client, "status": status}))
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -152,4 +229,16 @@ def header_timeout_protocol(timeout_s: float) -> type[asyncio.Protocol]:
             if no_new_request and none_running and not self.transport.is_closing():
                 self.transport.close()
 
-    return WithHeaderTimeout
+    return GuardedHTTPProtocol
+
+
+def json_reply(status: int, detail: str) -> bytes:
+    """A whole HTTP/1.1 response with a JSON `{"detail": ...}` body that closes the connection."""
+    body = json.dumps({"detail": detail}).encode()
+    head = (
+        f"HTTP/1.1 {status} {HTTPStatus(status).phrase}\r\n"
+        "content-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n"
+        "connection: close\r\n\r\n"
+    )
+    return head.encode("ascii") + body
