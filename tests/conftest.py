@@ -13,6 +13,15 @@ from docqa.service import create_app
 from redis_server import REDIS_SERVER, RedisServer, redis_server
 
 
+@pytest.fixture(scope="session", autouse=True)
+def testclient_host() -> Iterator[None]:
+    """Let apps answer TestClient, which sends `Host: testserver` (the service answers only
+    the hosts DOCQA_ALLOWED_HOSTS names; tests of that setting give their own value)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("DOCQA_ALLOWED_HOSTS", "testserver,localhost,127.0.0.1")
+        yield
+
+
 @pytest.fixture
 def make_client(engine: Engine) -> Iterator[Callable[..., TestClient]]:
     """Clients of an app over the module's engine, with settings overridden as asked."""

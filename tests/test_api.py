@@ -325,7 +325,7 @@ def test_search_returns_ranked_sources(client: TestClient) -> None:
     ("params", "detail"),
     [
         ({"q": ""}, r"^q: String should have at least 1 character"),
-        ({"q": "   "}, r"^the question is empty"),
+        ({"q": "   "}, r"^q: the query is only whitespace"),
         ({"q": "bridge", "k": 0}, r"^k: Input should be greater than or equal to 1"),
         ({"q": "bridge", "k": 51}, r"^k: Input should be less than or equal to 50"),
         ({"q": "bridge", "k": "x"}, r"^k: Input should be a valid integer"),

@@ -35,7 +35,8 @@ def fuzzed_app() -> Any:
     """An app over a tiny index built with the fake embedder, in a folder kept for the run."""
     folder = Path(tempfile.mkdtemp(prefix="docqa-fuzz-"))
     atexit.register(shutil.rmtree, folder, ignore_errors=True)
-    settings = tiny_settings(folder, {"bridges.txt": CORPUS})
+    # schemathesis and TestClient send `Host: testserver`.
+    settings = tiny_settings(folder, {"bridges.txt": CORPUS}, allowed_hosts=["testserver"])
     with pytest.MonkeyPatch.context() as monkeypatch:
         use_fake_embedder(monkeypatch)
         engine = Engine.load(settings)

@@ -106,7 +106,10 @@ def exchange(
         "raw_path": path.encode("utf-8", "surrogateescape"),
         "query_string": b"",
         "root_path": "",
-        "headers": [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
+        "headers": [
+            (k.lower().encode(), v.encode())
+            for k, v in {"Host": "testserver", **(headers or {})}.items()
+        ],
         "client": ("127.0.0.1", 50000),
         "server": ("testserver", 80),
         "state": {},
@@ -719,8 +722,9 @@ def test_each_request_is_logged_once_with_method_path_status_and_duration(
 
 
 def test_chat_log_line_has_the_answer_and_stage_timings(
-    client: TestClient, caplog: pytest.LogCaptureFixture
+    make_client: Callable[..., TestClient], caplog: pytest.LogCaptureFixture
 ) -> None:
+    client = make_client(log_message_text=True)
     with caplog.at_level(logging.INFO, logger="docqa"):
         body = chat(client).json()
 
@@ -736,10 +740,9 @@ def test_chat_log_line_has_the_answer_and_stage_timings(
 SECRET_QUESTION = "Is the zebra-crossing-7731 near the Forth bridge"
 
 
-def test_message_text_is_logged_nowhere_when_log_message_text_is_off(
-    make_client: Callable[..., TestClient], caplog: pytest.LogCaptureFixture
+def test_message_text_is_logged_nowhere_by_default(
+    client: TestClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    client = make_client(log_message_text=False)
     with caplog.at_level(logging.DEBUG):
         assert chat(client, SECRET_QUESTION).status_code == 200
         assert client.get("/search", params={"q": SECRET_QUESTION}).status_code == 200
@@ -752,8 +755,9 @@ def test_message_text_is_logged_nowhere_when_log_message_text_is_off(
 
 
 def test_message_text_is_logged_when_log_message_text_is_on(
-    client: TestClient, caplog: pytest.LogCaptureFixture
+    make_client: Callable[..., TestClient], caplog: pytest.LogCaptureFixture
 ) -> None:
+    client = make_client(log_message_text=True)
     with caplog.at_level(logging.DEBUG):
         chat(client, SECRET_QUESTION)
 
@@ -761,8 +765,9 @@ def test_message_text_is_logged_when_log_message_text_is_on(
 
 
 def test_a_message_cannot_break_or_forge_a_log_line(
-    client: TestClient, caplog: pytest.LogCaptureFixture
+    make_client: Callable[..., TestClient], caplog: pytest.LogCaptureFixture
 ) -> None:
+    client = make_client(log_message_text=True)
     message = 'Forth bridge\nstatus=500 path="/admin" \x1b[31m'
     with caplog.at_level(logging.INFO, logger="docqa"):
         chat(client, message)

@@ -94,6 +94,23 @@ def test_k_not_a_number_exits_2_saying_so(capsys: pytest.CaptureFixture[str]) ->
     )
 
 
+@pytest.mark.parametrize(
+    ("port", "problem"),
+    [
+        ("99999", "must be between 1 and 65535, got 99999"),
+        ("0", "must be between 1 and 65535, got 0"),
+        ("-1", "must be between 1 and 65535, got -1"),
+        ("http", "must be a whole number, got 'http'"),
+    ],
+)
+def test_port_out_of_range_exits_2_with_one_line(
+    port: str, problem: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert run_main(["serve", "--port", port]) == 2
+    [line] = stderr_lines(capsys)
+    assert line == f"docqa: error: argument --port: --port {problem} (see `docqa serve --help`)"
+
+
 def test_bad_setting_in_the_environment_exits_2_naming_the_variable(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -68,6 +68,16 @@ def _bench_parts(value: str) -> tuple[str, ...]:
     return ("in_process", *parts)
 
 
+def _port(value: str) -> int:
+    try:
+        port = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--port must be a whole number, got {value!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"--port must be between 1 and 65535, got {port}")
+    return port
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
     parser = _Parser(prog="docqa", description="Ask a document questions; get short cited answers.")
@@ -90,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--port", type=_port, default=8000, help="port (default 8000)")
     serve.add_argument(
         "--workers",
         type=_workers,

@@ -66,8 +66,17 @@ class Settings(BaseSettings):
     environment: comma-separated (`https://a.example,https://b.example`) or a JSON list."""
     rate_limit_per_minute: int = Field(0, ge=0)
     """Requests per client IP per minute (/health excepted); 0 turns the limit off."""
-    log_message_text: bool = True
-    """Put the text of each question in the request log; off, only its metrics are logged."""
+    log_message_text: bool = False
+    """Put the text of each question in the request log; off (the default: documents and
+    questions may be private), only its metrics are logged."""
+    allowed_hosts: Annotated[list[str], NoDecode] = []
+    """Host names the service answers to (a request for any other gets 400), so that a page
+    of another site cannot reach it through DNS rebinding. Empty: the localhost names and
+    the address `docqa serve` listens on. In the environment: comma-separated or JSON."""
+    trusted_proxies: Annotated[list[str], NoDecode] = []
+    """Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed
+    (they then name the client for the rate limit and the log); none by default, since any
+    client can send these headers. In the environment: comma-separated or JSON."""
     max_body_bytes: int = Field(64_000, ge=1024)
     max_upload_bytes: int = Field(20_000_000, ge=1024)
     """Largest upload (all files of one POST /documents together): a 300-page PDF is ~5 MB."""
@@ -79,9 +88,9 @@ class Settings(BaseSettings):
     stale_check_s: float = Field(5.0, ge=0)
     """How long /health reuses its comparison of the corpus on disk with the loaded index."""
 
-    @field_validator("cors_origins", mode="before")
+    @field_validator("cors_origins", "allowed_hosts", "trusted_proxies", mode="before")
     @classmethod
-    def _split_origins(cls, origins: object) -> object:
+    def _split_list(cls, origins: object) -> object:
         if isinstance(origins, str):
             text = origins.strip()
             if text.startswith("["):

@@ -32,7 +32,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
-from pydantic import Field
+from pydantic import AfterValidator, Field
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
@@ -45,26 +45,33 @@ from docqa.service.conversations import ConversationStorageError
 from docqa.service.errors import on_docqa_error, on_http_error, on_invalid_request
 from docqa.service.metrics import CONTENT_TYPE, RequestMetrics, observe_answer, render_metrics
 from docqa.service.middleware import (
+    LOCAL_HOSTS,
     LOG_FIELDS,
     RATE_LIMIT_CLIENTS,
     AccessLog,
     ApiKeyGuard,
     BodyLimit,
+    HostCheck,
+    JsonCORS,
     LastResort,
     RateLimit,
     SecurityHeaders,
+    has_api_key,
 )
 from docqa.service.schemas import (
+    NOT_BLANK,
     ChatRequestBase,
     ChatResponse,
     Deleted,
     DocumentRecord,
     ErrorBody,
     Health,
+    HealthBrief,
     HealthProblem,
     Reindexing,
     SearchResponse,
     UploadResponse,
+    not_blank,
 )
 from docqa.service.shared import SharedRateLimit, conversation_store
 from docqa.service.state import (
@@ -132,14 +139,13 @@ def create_app(
             RateLimit, per_minute=settings.rate_limit_per_minute, max_clients=RATE_LIMIT_CLIENTS
         )
     if settings.cors_origins:
-        from fastapi.middleware.cors import CORSMiddleware
-
         app.add_middleware(
-            CORSMiddleware,
+            JsonCORS,
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    app.add_middleware(HostCheck, allowed_hosts=settings.allowed_hosts or list(LOCAL_HOSTS))
     app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog)
     app.add_middleware(RequestMetrics)
@@ -156,6 +162,7 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
             min_length=1,
             max_length=settings.max_question_chars,
             description="The question, in plain text; not only whitespace.",
+            json_schema_extra={"pattern": NOT_BLANK},
         )
 
     ServiceDep = Annotated[Service, Depends(get_service)]
@@ -164,27 +171,35 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
         code: {"model": ErrorBody} for code in (400, 404, 408, 409, 413, 415, 422)
     }
 
-    @app.get("/", include_in_schema=False)
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
     def page() -> FileResponse:
         return FileResponse(STATIC_DIR / "index.html")
 
     @app.get(
         "/health",
-        response_model=Health,
+        response_model=Health | HealthBrief,
         responses={503: {"model": HealthProblem, "description": "Loading, or failed to load"}},
     )
-    def health(service: ServiceDep) -> Any:
+    def health(service: ServiceDep, request: Request) -> Any:
         """Whether the service can answer: 200 once the index is loaded (or the library is
-        found empty, ready for uploads), 503 before."""
+        found empty, ready for uploads), 503 before. With an API key set, only a request that
+        carries it sees the index details."""
         service.follow_current()
+        full = not settings.api_key or has_api_key(request.scope, settings.api_key)
+        if not full and (service.engine is not None or service.empty):
+            return {"status": "ok"}
         if service.engine is not None:
             return health_json(service.engine, service.staleness.current(service.engine))
         if service.empty:
             return empty_health_json(settings)
         if service.error is not None:
-            return JSONResponse({"status": "error", "detail": service.error}, 503)
+            detail = service.error if full else "the index could not be loaded (see the log)"
+            return JSONResponse({"status": "error", "detail": detail}, 503)
         body = {"status": "loading", "detail": "the index is loading"}
         return JSONResponse(body, 503, headers={"Retry-After": "2"})
+
+    # Probes and link checkers ask HEAD; one operation per path keeps the schema's ids unique.
+    app.add_api_route("/health", health, methods=["HEAD"], include_in_schema=False)
 
     @app.post("/chat", response_model=ChatResponse, responses=problems)
     def chat(body: ChatRequest, engine: EngineDep, service: ServiceDep, request: Request) -> Any:
@@ -219,7 +234,13 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
         service: ServiceDep,
         q: Annotated[
             str,
-            Query(min_length=1, max_length=settings.max_question_chars, description="The query."),
+            Query(
+                min_length=1,
+                max_length=settings.max_question_chars,
+                description="The query; not only whitespace.",
+                json_schema_extra={"pattern": NOT_BLANK},
+            ),
+            AfterValidator(lambda q: not_blank(q, "query")),
         ],
         k: Annotated[int, Query(ge=1, le=50, description="How many passages to return.")] = 5,
         documents: Annotated[

@@ -1,5 +1,6 @@
 """Error mapping: domain errors and invalid requests to status codes and JSON bodies."""
 
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -68,6 +69,12 @@ async def on_http_error(request: Request, error: Exception) -> Response:
             405,
             headers={"Allow": ", ".join(allowed)},
         )
+    if isinstance(error.__cause__, ValueError) and "integer string" in str(error.__cause__):
+        # Valid JSON, but Python refuses to read integers over 4,300 digits (CVE-2020-10735).
+        limit = sys.get_int_max_str_digits()
+        problem = {"loc": ["body"], "msg": f"a number has over {limit} digits", "type": "too_long"}
+        detail = f"a number in the request body has over {limit} digits: k is 1 to 50"
+        return JSONResponse({"detail": detail, "errors": [problem]}, 422)
     return await http_exception_handler(request, error)  # type: ignore[arg-type]
 
 

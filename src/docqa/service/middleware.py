@@ -1,5 +1,5 @@
-"""The ASGI middleware of the service: security headers, API key, body limit, rate limit,
-access log and the last-resort 500."""
+"""The ASGI middleware of the service: security headers, Host check, API key, body limit,
+rate limit, CORS with JSON errors, access log and the last-resort 500."""
 
 import asyncio
 import hmac
@@ -13,6 +13,9 @@ from typing import Any
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
+from starlette.middleware.cors import CORSMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("docqa.service")
@@ -42,6 +45,9 @@ CLOSE = {"Connection": "close"}
 UPLOAD_PATH = "/documents"
 """Where documents are uploaded: its bodies may be up to `max_upload_bytes`."""
 LOG_FIELDS = "docqa_log_fields"
+LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+"""Host names always meaning this machine: accepted when DOCQA_ALLOWED_HOSTS is not set."""
+HOST_ALLOWED = "docqa_host_allowed"
 
 
 def log_line(fields: dict[str, Any]) -> str:
@@ -78,26 +84,82 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class HostCheck:
+    """Refuses (400, JSON) a request whose Host header is not one of `allowed_hosts`, so that
+    a page of another site cannot read the service through DNS rebinding. Starlette's
+    TrustedHostMiddleware decides (ports ignored, `*.example.com` patterns allowed); this
+    class only answers in JSON like every other error."""
+
+    def __init__(self, app: ASGIApp, allowed_hosts: list[str]) -> None:
+        self.app = app
+        self.trusted = TrustedHostMiddleware(mark_host_allowed, allowed_hosts, www_redirect=False)
+        self.names = ", ".join(allowed_hosts)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        await self.trusted(scope, receive, discard)
+        if scope.pop(HOST_ALLOWED, False):
+            await self.app(scope, receive, send)
+            return
+        host = Headers(scope=scope).get("host", "")
+        detail = (
+            f"this server does not answer to the host {host!r} (it answers to {self.names}): "
+            "add the name to DOCQA_ALLOWED_HOSTS"
+        )
+        await JSONResponse({"detail": detail}, 400)(scope, receive, send)
+
+
+async def mark_host_allowed(scope: Scope, receive: Receive, send: Send) -> None:
+    """The 'app' behind TrustedHostMiddleware: reached only when the host is allowed."""
+    scope[HOST_ALLOWED] = True
+
+
+async def discard(message: Message) -> None:
+    """Drops TrustedHostMiddleware's plain-text refusal: HostCheck answers in JSON."""
+
+
+class JsonCORS(CORSMiddleware):
+    """Starlette's CORS middleware, refusing a preflight with a JSON body like other errors."""
+
+    def preflight_response(self, request_headers: Headers) -> Response:
+        response = super().preflight_response(request_headers)
+        if response.status_code < 400:
+            return response
+        reason = bytes(response.body).decode().lower()
+        headers = {k: v for k, v in response.headers.items() if k.startswith("access-control-")}
+        detail = f"cross-origin request refused: {reason}; see DOCQA_CORS_ORIGINS"
+        return JSONResponse({"detail": detail}, response.status_code, headers=headers)
+
+
+def has_api_key(scope: Scope, api_key: str) -> bool:
+    """Whether the request carries `Authorization: Bearer <api_key>` (constant-time compare)."""
+    scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(
+        token.strip().encode(), api_key.encode()
+    )
+
+
 class ApiKeyGuard:
     """With an API key set, refuses (401) every path but /health, / and /static/*
     unless the request carries `Authorization: Bearer <key>`."""
 
     def __init__(self, app: ASGIApp, api_key: str) -> None:
         self.app = app
-        self.api_key = api_key.encode()
+        self.api_key = api_key
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         path = scope.get("path", "")
         if scope["type"] != "http" or path in OPEN_PATHS or path.startswith("/static/"):
             await self.app(scope, receive, send)
             return
-        scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self.api_key):
+        if has_api_key(scope, self.api_key):
             await self.app(scope, receive, send)
             return
         detail = (
             "the API key is not valid"
-            if token
+            if Headers(scope=scope).get("authorization")
             else "this server needs an API key: send it as `Authorization: Bearer <key>`"
         )
         response = JSONResponse(

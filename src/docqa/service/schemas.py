@@ -9,6 +9,18 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
 
+NOT_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x1f \x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+"""JSON Schema pattern of a text that is not only whitespace: one character outside the
+characters Python's str.strip() removes, which is what the service refuses (JSON Schema's
+own \\s is another set: it misses "\\x1f" and includes "\\ufeff")."""
+
+
+def not_blank(text: str, what: str) -> str:
+    """The text, unless it is only whitespace (then a validation error saying so)."""
+    if not text.strip():
+        raise PydanticCustomError("blank", f"the {what} is only whitespace: type a question")
+    return text
+
 
 class ChatRequestBase(BaseModel):
     """A question, optionally continuing a conversation."""
@@ -18,6 +30,7 @@ class ChatRequestBase(BaseModel):
     message: str = Field(min_length=1, description="The question, in plain text.")
     conversation_id: str | None = Field(
         None,
+        min_length=1,
         max_length=128,
         description="The id returned by an earlier /chat answer, to ask a follow-up; "
         "null (or absent) starts a new conversation.",
@@ -34,11 +47,7 @@ class ChatRequestBase(BaseModel):
     @field_validator("message")
     @classmethod
     def _not_blank(cls, message: str) -> str:
-        if not message.strip():
-            raise PydanticCustomError(
-                "blank_message", "the message is only whitespace: type a question"
-            )
-        return message
+        return not_blank(message, "message")
 
     @field_validator("k", mode="before")
     @classmethod
@@ -169,6 +178,14 @@ class Health(BaseModel):
     stale_reasons: list[str] = Field(
         description="What differs, e.g. 'brief.txt has changed'; empty when not stale."
     )
+
+
+class HealthBrief(BaseModel):
+    """The service is ready (what a request without the API key sees when one is set)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: Literal["ok"] = Field(description="Always 'ok' with status code 200.")
 
 
 class HealthProblem(BaseModel):
