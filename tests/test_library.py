@@ -269,6 +269,30 @@ def test_a_deleted_document_is_never_cited_again(client: TestClient) -> None:
     assert client.get(f"/documents/{doc_id}").status_code == 404
 
 
+def test_a_file_removed_from_the_folder_by_another_process_is_not_cited(
+    client: TestClient,
+) -> None:
+    upload(client, ("volcanoes.txt", VOLCANOES.encode()))
+    wait_until_indexed(client)
+
+    (corpus_dir(client) / "volcanoes.txt").unlink()  # e.g. a DELETE served by another worker
+
+    assert "volcanoes.txt" not in cited_documents(client, "When did Hekla erupt?")
+    assert "volcanoes.txt" not in documents(client)
+
+
+def test_a_file_put_in_the_folder_by_hand_is_listed_until_reindexed(client: TestClient) -> None:
+    (corpus_dir(client) / "volcanoes.txt").write_text(VOLCANOES, encoding="utf-8")
+
+    listed = documents(client)["volcanoes.txt"]
+
+    assert listed["status"] == "queued"
+    assert "POST /reindex" in listed["reason"]
+    client.post("/reindex")
+    wait_until_indexed(client)
+    assert documents(client)["volcanoes.txt"]["status"] == "indexed"
+
+
 def test_deleting_an_unknown_id_is_404(client: TestClient) -> None:
     response = client.delete("/documents/no-such-document-00000000")
 

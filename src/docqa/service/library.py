@@ -43,6 +43,12 @@ def rebuild_index(settings: Settings) -> Path | None:
     return build_index(settings)
 
 
+NOT_INDEXED = (
+    "in the corpus folder, not indexed yet: another worker may be indexing it; a file put "
+    "there by hand is indexed by POST /reindex"
+)
+
+
 @dataclass
 class Pending:
     """A document waiting for the build that indexes it, or whose build failed."""
@@ -73,6 +79,10 @@ class Library:
     """Deleted documents that the index in use may still hold: never cited."""
     condition: threading.Condition = field(default_factory=threading.Condition)
     worker: threading.Thread | None = None
+    disk: FolderView = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.disk = FolderView(self.settings.corpus_dir, self.settings.stale_check_s)
 
     def add(self, uploads: Sequence[tuple[str, bytes]]) -> list[str]:
         """Check every upload, then store each and ask for a build; the stored names.
@@ -165,18 +175,23 @@ class Library:
             return self.condition.wait_for(lambda: self.built >= self.requested, timeout_s)
 
     def names(self, engine: Engine | None) -> list[str]:
-        """Every document the library knows: indexed, waiting or failed (deleted ones left out)."""
+        """Every document the library knows: indexed, waiting, failed, or added to the folder
+        (by another worker process, or by hand) and not indexed yet; deleted ones left out."""
         indexed = list(engine.index.document_rows) if engine is not None else []
-        known = [*indexed, *self.pending, *self.failed]
-        return [n for n in dict.fromkeys(known) if n not in self.hidden]
+        on_disk = self.disk.names()
+        known = [*indexed, *self.pending, *self.failed, *sorted(on_disk)]
+        gone = self.hidden | (set(indexed) - on_disk)
+        return [n for n in dict.fromkeys(known) if n not in gone]
 
     def visible(self, engine: Engine) -> frozenset[str] | None:
-        """The indexed documents answers may cite, or None when that is all of them."""
+        """The indexed documents answers may cite, or None when that is all of them: never
+        one deleted here, or from the folder (by another worker process) since indexing."""
+        indexed = set(engine.index.document_rows)
         with self.condition:
-            hidden = self.hidden & set(engine.index.document_rows)
+            hidden = (self.hidden | (indexed - self.disk.names())) & indexed
         if not hidden:
             return None
-        return frozenset(engine.index.document_rows) - hidden
+        return frozenset(indexed - hidden)
 
     def records(self, engine: Engine | None) -> list[dict[str, Any]]:
         """One record per document: id, name, type, counts, sections, status and reason."""
@@ -195,8 +210,37 @@ class Library:
                 record.update(status="indexing" if running else "queued", added_at=waiting.added_at)
             elif name in failed:
                 record.update(status="failed", reason=failed[name].reason)
+            elif name not in outline:
+                record["reason"] = NOT_INDEXED
             records.append(record)
         return records
+
+
+@dataclass
+class FolderView:
+    """The document names in the corpus folder, listed again only when the folder's
+    modification time changes (an upload or a deletion there, by any process) or after
+    `every_s` seconds (for changes inside its subfolders): one stat per question."""
+
+    folder: Path
+    every_s: float
+    stamp: tuple[int, float] | None = None
+    cached: frozenset[str] = frozenset()
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def names(self) -> frozenset[str]:
+        """The names of the documents in the folder now."""
+        try:
+            modified = self.folder.stat().st_mtime_ns
+        except OSError:
+            modified = -1
+        with self.lock:
+            fresh = self.stamp is not None and self.stamp[0] == modified
+            if fresh and self.stamp is not None and time.monotonic() - self.stamp[1] < self.every_s:
+                return self.cached
+            self.cached = frozenset(library_names(self.folder))
+            self.stamp = (modified, time.monotonic())
+            return self.cached
 
 
 def document_record(name: str, corpus_dir: Path, outline: dict[str, Any] | None) -> dict[str, Any]:
