@@ -1,5 +1,6 @@
 """The document library in the page, in headless Chromium against a real `docqa serve` that
-starts with an EMPTY corpus: upload through the page, ask, filter, delete, reload, outage.
+starts with an EMPTY corpus: upload with the button and by dropping a file, ask, filter,
+reload, delete, outage.
 
 Set DOCQA_SCREENSHOT_DIR=docs to save the README pictures (library.png, by default nothing is
 written into the repository).
@@ -60,6 +61,24 @@ def upload_through_the_page(page: Any, path: Path) -> Any:
     return item
 
 
+def drop_on_the_page(page: Any, path: Path) -> Any:
+    """Drop a file on the page as a drag from the desktop would; the document once indexed."""
+    page.evaluate(
+        """([name, text]) => {
+            const data = new DataTransfer();
+            data.items.add(new File([text], name, { type: 'text/markdown' }));
+            for (const type of ['dragenter', 'dragover', 'drop']) {
+                document.body.dispatchEvent(
+                    new DragEvent(type, { dataTransfer: data, bubbles: true, cancelable: true }));
+            }
+        }""",
+        [path.name, path.read_text(encoding="utf-8")],
+    )
+    item = page.locator(f'#documents li.document:has(.document-name:text-is("{path.name}"))')
+    item.and_(page.locator('[data-status="indexed"]')).wait_for(timeout=INDEX_TIMEOUT_MS)
+    return item
+
+
 def sources_of(answer: Any) -> set[str]:
     return set(answer.locator(".source-document").all_text_contents())
 
@@ -82,7 +101,8 @@ def test_upload_ask_filter_delete_reload_in_the_page(
     assert "1904" in first.locator(".answer-text").inner_text()
     assert sources_of(first) == {"lighthouses.txt"}
 
-    volcanoes = upload_through_the_page(page, tmp_path / "volcanoes.md")
+    volcanoes = drop_on_the_page(page, tmp_path / "volcanoes.md")
+    assert page.locator("#drop-zone").is_hidden()
     assert page.locator("#title").inner_text() == "Ask your documents"
     save_screenshot(page, "library.png")
     volcanoes.locator(".document-check").check()

@@ -6,6 +6,7 @@ service's background worker rebuilds the index after each change, as it does in 
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +19,7 @@ from fastapi.testclient import TestClient
 from docqa.library import UploadError, safe_filename
 from docqa.service import create_app
 from fakes import tiny_settings, use_fake_embedder
+from test_api_hardening import STALL, exchange
 
 LIGHTHOUSES = """LIGHTHOUSES
 
@@ -158,6 +160,39 @@ def test_an_upload_over_the_size_limit_is_413(make_client: MakeClient) -> None:
     assert response.status_code == 413
     assert "DOCQA_MAX_UPLOAD_BYTES" in response.json()["detail"]
     assert not (corpus_dir(client) / "big.txt").exists()
+
+
+def test_an_upload_may_be_larger_than_a_question_body(client: TestClient) -> None:
+    text = "The harbour of Cobh was rebuilt. " * 4000  # ~130 KB: twice the JSON body limit
+
+    response = upload(client, ("harbours.txt", text.encode()))
+
+    assert response.status_code == 202, response.text
+
+
+def test_an_endless_upload_is_cut_off_at_the_upload_limit(make_client: MakeClient) -> None:
+    client = make_client(max_upload_bytes=200_000)
+    headers = {"Content-Type": "multipart/form-data; boundary=x"}
+
+    head = b'--x\r\nContent-Disposition: form-data; name="files"; filename="big.txt"\r\n\r\n'
+    body = itertools.chain([head], itertools.repeat(b"a" * 8192))
+
+    response = exchange(client.app, "POST", "/documents", headers, body)
+
+    assert response.status == 413
+    assert "the upload is over 200,000 bytes" in response.detail()
+    assert response.chunks_read == 1 + 200_000 // 8192 + 1  # the head, then up to the limit
+    assert not any(corpus_dir(client).glob("big*"))
+
+
+def test_a_stalled_upload_gets_408_after_the_upload_timeout(make_client: MakeClient) -> None:
+    client = make_client(client_timeout_s=30.0, upload_timeout_s=0.3)
+    headers = {"Content-Type": "multipart/form-data; boundary=x"}
+
+    response = exchange(client.app, "POST", "/documents", headers, [b"--x\r\n", STALL])
+
+    assert response.status == 408
+    assert "within 0.3 s" in response.detail()
 
 
 def test_an_upload_that_is_not_multipart_is_415(client: TestClient) -> None:

@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     """Largest upload (all files of one POST /documents together): a 300-page PDF is ~5 MB."""
     max_upload_files: int = Field(20, ge=1)
     """Most files in one upload."""
+    upload_timeout_s: float = Field(300.0, gt=0)
+    """Seconds an upload's body may take to arrive: 20 MB at 1 Mbit/s takes ~160 s (other
+    bodies have client_timeout_s)."""
     client_timeout_s: float = Field(10.0, gt=0)
     """Seconds a client may take to send a request's headers, and again its body; a slower
     connection is closed (408 for a stalled body), so slow clients cannot pile up."""

@@ -127,6 +127,7 @@ def create_app(
         max_bytes=settings.max_body_bytes,
         timeout_s=settings.client_timeout_s,
         upload_bytes=settings.max_upload_bytes,
+        upload_timeout_s=settings.upload_timeout_s,
     )
     if settings.api_key:
         app.add_middleware(ApiKeyGuard, api_key=settings.api_key)

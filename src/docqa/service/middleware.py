@@ -171,35 +171,44 @@ class ApiKeyGuard:
 class BodyLimit:
     """Refuses a request body over `max_bytes` (`upload_bytes` for an upload to /documents)
     with 413 before it is read into memory, whether its length is declared or it is streamed
-    (chunked), and one that has not fully arrived `timeout_s` seconds after the request
-    started (408). Both answers close the connection, so the rest of the body is never read."""
+    (chunked), and one that has not fully arrived `timeout_s` seconds (`upload_timeout_s`
+    for an upload) after the request started (408). Both answers close the connection, so
+    the rest of the body is never read."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int, timeout_s: float, upload_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_bytes: int,
+        timeout_s: float,
+        upload_bytes: int,
+        upload_timeout_s: float,
+    ) -> None:
         self.app = app
         self.max_bytes = max_bytes
         self.upload_bytes = upload_bytes
         self.timeout_s = timeout_s
-        self.too_slow = f"the request body did not arrive within {timeout_s:g} s: send it again"
+        self.upload_timeout_s = upload_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         if scope["path"] == UPLOAD_PATH and scope["method"] == "POST":
-            max_bytes = self.upload_bytes
+            max_bytes, timeout_s = self.upload_bytes, self.upload_timeout_s
             too_large = (
                 f"the upload is over {max_bytes:,} bytes: send fewer or smaller files "
                 "(the limit is DOCQA_MAX_UPLOAD_BYTES)"
             )
         else:
-            max_bytes = self.max_bytes
+            max_bytes, timeout_s = self.max_bytes, self.timeout_s
             too_large = f"the request body is over {max_bytes} bytes: send a shorter question"
+        too_slow = f"the request body did not arrive within {timeout_s:g} s: send it again"
         declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > max_bytes:
             response = JSONResponse({"detail": too_large}, 413, headers=CLOSE)
             await response(scope, receive, send)
             return
-        deadline = time.monotonic() + self.timeout_s
+        deadline = time.monotonic() + timeout_s
         received = 0
         complete = False
 
@@ -212,7 +221,7 @@ class BodyLimit:
             try:
                 message = await asyncio.wait_for(receive(), deadline - time.monotonic())
             except TimeoutError:
-                raise HTTPException(408, self.too_slow, headers=CLOSE) from None
+                raise HTTPException(408, too_slow, headers=CLOSE) from None
             received += len(message.get("body", b""))
             if received > max_bytes:
                 raise HTTPException(413, too_large, headers=CLOSE)
