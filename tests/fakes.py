@@ -51,7 +51,8 @@ def use_fake_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(docqa.embedding, "resolve_model_path", lambda model: Path(model))
     monkeypatch.setattr(docqa.embedding, "export_onnx", export_onnx)
-    monkeypatch.setattr(docqa.embedding, "quantize_onnx", lambda src, dst: dst)
+    monkeypatch.setattr(docqa.embedding, "export_onnx", export_onnx)
+    monkeypatch.setattr(docqa.embedding, "quantize_onnx", export_onnx)
     monkeypatch.setattr(docqa.embedding, "OnnxEmbedder", onnx_embedder)
 
 

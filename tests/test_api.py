@@ -32,7 +32,7 @@ The Forth bridge carries the railway across the Firth of Forth and opened in 189
 
 The Tower bridge crosses the River Thames in the city of London and opened in 1894.
 """
-SOURCE_KEYS = {"rank", "chunk_id", "document", "section", "text", "score", "start", "end"}
+SOURCE_KEYS = {"rank", "chunk_id", "document", "section", "text", "score", "start", "end", "page"}
 CITATION_KEYS = {"rank", "chunk_id", "text", "start", "end"}
 KEY = "s3cret-key-for-tests"
 

@@ -6,9 +6,10 @@ import bisect
 import hashlib
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from docqa.cleaning import OffsetMap, split_blocks
+from docqa.ingest.base import page_at
 from docqa.models import Block, Chunk, Document
 
 INTRODUCTION = "Introduction"
@@ -179,29 +180,17 @@ def chunk_document(document: Document, settings: ChunkSettings) -> list[Chunk]:
     """Split a document into chunks that never cross a heading."""
     chunks: list[Chunk] = []
     seen: dict[str, int] = {}
-    for section, blocks in split_sections(split_blocks(document.text)):
-        for pieces in group_pieces(blocks, settings):
+    blocks = list(document.blocks) or split_blocks(document.text)
+    for section, section_blocks in split_sections(blocks):
+        for pieces in group_pieces(section_blocks, settings):
             chunk = make_chunk(document.name, section, len(chunks), pieces)
+            chunk = replace(chunk, page=page_at(document.page_starts, chunk.start))
             repeats = seen.get(chunk.id, 0)
             seen[chunk.id] = repeats + 1
             if repeats:  # the same text twice in one section: keep ids unique and stable
-                chunk = _with_id(chunk, f"{chunk.id[:13]}-{repeats:02d}")
+                chunk = replace(chunk, id=f"{chunk.id[:13]}-{repeats:02d}")
             chunks.append(chunk)
     return chunks
-
-
-def _with_id(chunk: Chunk, chunk_id: str) -> Chunk:
-    return Chunk(
-        chunk_id,
-        chunk.document,
-        chunk.section,
-        chunk.ordinal,
-        chunk.start,
-        chunk.end,
-        chunk.text,
-        chunk.sentences,
-        chunk.offsets,
-    )
 
 
 def map_to_document(chunk: Chunk, position: int) -> int:
@@ -238,6 +227,7 @@ def window_chunks(document: Document, size: int, overlap: int) -> list[Chunk]:
                 window,
                 tuple(split_sentences(window, size)),
                 tuple(offsets),
+                page_at(document.page_starts, mapping(begin)),
             )
         )
         if end == len(text):

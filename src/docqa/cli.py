@@ -1,4 +1,5 @@
-"""The `docqa` command: index | ask | chat | serve | eval | bench. Parse, call the library, print.
+"""The `docqa` command: index | add | remove | documents | ask | chat | serve | eval | bench.
+Parse, call the library, print.
 
 Heavy libraries (numpy, faiss, onnxruntime, torch) are imported inside the commands that
 use them, so `docqa --help` is instant and `docqa ask` never loads torch.
@@ -7,10 +8,10 @@ use them, so `docqa --help` is instant and `docqa ask` never loads torch.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
@@ -19,7 +20,8 @@ from docqa.models import DocqaError
 if TYPE_CHECKING:
     from docqa.config import Settings
     from docqa.engine import Engine
-    from docqa.models import Answer
+    from docqa.indexing import IndexReport
+    from docqa.models import Answer, DocumentRecord
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -78,25 +80,53 @@ def _port(value: str) -> int:
     return port
 
 
+def _folders(parser: argparse.ArgumentParser, default: object) -> None:
+    parser.add_argument(
+        "--corpus", metavar="DIR", default=default, help="corpus folder (default DOCQA_CORPUS_DIR)"
+    )
+    parser.add_argument(
+        "--index", metavar="DIR", default=default, help="index folder (default DOCQA_INDEX_DIR)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command-line grammar."""
+    from docqa import __version__
+
     parser = _Parser(prog="docqa", description="Ask a document questions; get short cited answers.")
+    parser.add_argument("--version", action="version", version=f"docqa {__version__}")
+    _folders(parser, None)
+    # The same options after the command name; SUPPRESS keeps one given before it.
+    folders = _Parser(add_help=False)
+    _folders(folders, argparse.SUPPRESS)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    add_command = functools.partial(commands.add_parser, parents=[folders])
 
-    index = commands.add_parser("index", help="build the index of the corpus folder")
-    index.add_argument("--force", action="store_true", help="rebuild even if the index is fresh")
+    index = add_command("index", help="index the corpus folder (only what changed)")
+    index.add_argument(
+        "--force", action="store_true", help="read and embed every file again, from scratch"
+    )
 
-    ask = commands.add_parser("ask", help="answer one question")
+    add = add_command("add", help="copy files into the corpus and index them")
+    add.add_argument("files", nargs="+", metavar="FILE", help="PDF, DOCX, HTML, Markdown or text")
+    add.add_argument(
+        "--replace", action="store_true", help="replace a corpus file of the same name"
+    )
+
+    remove = add_command("remove", help="remove documents from the corpus and the index")
+    remove.add_argument("names", nargs="+", metavar="NAME", help="document name or id")
+
+    add_command("documents", help="the per-file report of the index in use")
+
+    ask = add_command("ask", help="answer one question")
     ask.add_argument("question", help="the question, in quotes")
     ask.add_argument("--k", type=_k, default=None, help="number of sources (1-50, default 5)")
     ask.add_argument("--json", action="store_true", help="print the answer as JSON")
 
-    chat = commands.add_parser(
-        "chat", help="ask several questions in a row (follow-ups understood)"
-    )
+    chat = add_command("chat", help="ask several questions in a row (follow-ups understood)")
     chat.add_argument("--k", type=_k, default=None, help="number of sources (1-50, default 5)")
 
-    serve = commands.add_parser("serve", help="start the HTTP chat service and web page")
+    serve = add_command("serve", help="start the HTTP chat service and web page")
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
@@ -108,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes sharing the port (default 1; more need DOCQA_REDIS_URL)",
     )
 
-    evaluate = commands.add_parser("eval", help="score retrieval and answers on the evaluation set")
+    evaluate = add_command("eval", help="score retrieval and answers on the evaluation set")
     evaluate.add_argument(
         "--set", dest="set_path", default="eval/questions.jsonl", help="JSONL set"
     )
@@ -128,14 +158,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--update-baseline", action="store_true", help="accept the scores as baseline"
     )
 
-    bench = commands.add_parser("bench", help="measure latency, throughput, cold start and scaling")
+    bench = add_command("bench", help="measure latency, throughput, cold start and scaling")
     bench.add_argument("--quick", action="store_true", help="a short run (for CI)")
     bench.add_argument(
         "--parts",
         type=_bench_parts,
         default=None,
         help="comma-separated parts to measure (default all): encoder, http, workers, "
-        "cold_start, scaling, ann; the in-process floor is always measured",
+        "cold_start, scaling, ann, indexing; the in-process floor is always measured",
     )
     bench.add_argument(
         "--out", default="eval/reports", help="folder for the Markdown and JSON results"
@@ -143,18 +173,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def load_settings() -> Settings:
-    """Settings from the environment."""
+def load_settings(options: argparse.Namespace | None = None) -> Settings:
+    """Settings from the environment, with the folders given on the command line."""
     from docqa.config import Settings
 
-    return Settings()
+    overrides = {}
+    if options is not None and getattr(options, "corpus", None):
+        overrides["corpus_dir"] = options.corpus
+    if options is not None and getattr(options, "index", None):
+        overrides["index_dir"] = options.index
+    return Settings(**overrides)
+
+
+def notify(message: str) -> None:
+    """A one-line message on stderr."""
+    print(f"docqa: {message}", file=sys.stderr)
 
 
 def load_engine(settings: Settings) -> Engine:
-    """The engine, building the index first (with a message) when it is missing or stale."""
+    """The engine, updating the index first (with progress) when it is missing or stale."""
     from docqa.engine import Engine
+    from docqa.progress import ProgressBars
 
-    return Engine.load(settings, notify=lambda message: print(f"docqa: {message}", file=sys.stderr))
+    with ProgressBars() as bars:
+        return Engine.load(settings, notify=notify, progress=bars)
 
 
 def format_answer(answer: Answer, width: int = 240) -> str:
@@ -163,25 +205,88 @@ def format_answer(answer: Answer, width: int = 240) -> str:
     lines = [answer.text, "", "Sources:"]
     for hit in answer.hits:
         marker = "*" if hit.rank in cited else " "
+        page = f"p. {hit.chunk.page}, " if hit.chunk.page is not None else ""
         lines.append(
             f"{marker}[{hit.rank}] {hit.chunk.section} - {hit.chunk.document} "
-            f"(score {hit.score:.2f}, chars {hit.chunk.start}-{hit.chunk.end})"
+            f"({page}score {hit.score:.2f}, chars {hit.chunk.start}-{hit.chunk.end})"
         )
         text = " ".join(hit.chunk.text.split())
         lines.append(f"     {text[:width]}{'...' if len(text) > width else ''}")
     return "\n".join(lines)
 
 
-def cmd_index(options: argparse.Namespace, settings: Settings) -> int:
-    from docqa.index import build_index, load_build
+def format_records(records: Sequence[DocumentRecord]) -> str:
+    """One line per corpus file: status, name, what was found or why it was left out."""
+    lines = []
+    for record in records:
+        if record.status == "indexed":
+            pages = f"{record.pages} pages, " if record.pages is not None else ""
+            encoding = f", {record.encoding}" if record.encoding and record.type != "pdf" else ""
+            detail = f"{record.type}{encoding}, {pages}{record.chunks} chunks"
+        else:
+            detail = record.reason
+        lines.append(f"  {record.status:<8} {record.name}: {detail}")
+    return "\n".join(lines) if lines else "  (no document)"
 
-    started = time.perf_counter()
-    folder = build_index(settings, progress=True, force=options.force)
-    index = load_build(folder)
-    print(
-        f"indexed {len(index.manifest['documents'])} document(s), {len(index.chunks)} chunks "
-        f"into {folder} in {time.perf_counter() - started:.1f} s"
+
+def format_report(report: IndexReport) -> str:
+    """The per-file report: one line per corpus file, then the totals."""
+    indexed = report.count("indexed")
+    action = f"read {report.embedded_documents} new or changed" if report.rebuilt else "up to date,"
+    return (
+        f"{format_records(report.documents)}\n"
+        f"{indexed} document(s) indexed, {report.count('skipped')} skipped, "
+        f"{report.count('failed')} failed; {report.chunks} chunks "
+        f"({action} in {report.seconds:.1f} s)"
     )
+
+
+def run_update(settings: Settings, force: bool = False) -> int:
+    """Update the index with progress bars, print the report; exit 0 if anything is indexed."""
+    from docqa.indexing import update_index
+    from docqa.progress import ProgressBars
+
+    with ProgressBars() as bars:
+        report = update_index(settings, bars, force=force)
+    print(format_report(report))
+    return 0 if report.count("indexed") else EXIT_ERROR
+
+
+def cmd_index(options: argparse.Namespace, settings: Settings) -> int:
+    return run_update(settings, force=options.force)
+
+
+def cmd_add(options: argparse.Namespace, settings: Settings) -> int:
+    from pathlib import Path
+
+    from docqa.library import UploadError, add_files
+
+    try:
+        names = add_files(settings.corpus_dir, [Path(f) for f in options.files], options.replace)
+    except UploadError as error:
+        raise UsageError(str(error)) from error
+    print(f"added to {settings.corpus_dir}: {', '.join(names)}")
+    return run_update(settings)
+
+
+def cmd_remove(options: argparse.Namespace, settings: Settings) -> int:
+    from docqa.library import DocumentNotFoundError, remove_documents
+
+    try:
+        removed = remove_documents(settings.corpus_dir, options.names)
+    except DocumentNotFoundError as error:
+        raise UsageError(str(error)) from error
+    print(f"removed from {settings.corpus_dir}: {', '.join(removed)}")
+    return run_update(settings)
+
+
+def cmd_documents(options: argparse.Namespace, settings: Settings) -> int:
+    from docqa.library import library_report
+
+    records, changes = library_report(settings)
+    print(format_records(records))
+    if changes:
+        print(f"not yet indexed: {'; '.join(changes)} (run `docqa index`)")
     return 0
 
 
@@ -253,6 +358,9 @@ def cmd_bench(options: argparse.Namespace, settings: Settings) -> int:
 
 COMMANDS = {
     "index": cmd_index,
+    "add": cmd_add,
+    "remove": cmd_remove,
+    "documents": cmd_documents,
     "ask": cmd_ask,
     "chat": cmd_chat,
     "serve": cmd_serve,
@@ -267,7 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from pydantic import ValidationError
 
     try:
-        settings = load_settings()
+        settings = load_settings(options)
         return COMMANDS[options.command](options, settings)
     except UsageError as error:
         print(f"docqa: error: {error}", file=sys.stderr)

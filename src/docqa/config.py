@@ -32,6 +32,13 @@ class Settings(BaseSettings):
     window_chars: int = Field(500, ge=50)
     window_overlap: int = Field(100, ge=0)
 
+    max_file_bytes: int = Field(50_000_000, ge=1)
+    """Corpus files larger than this are skipped, named in the index report (a PDF with
+    images is large for little text, so the text has a limit of its own)."""
+    max_document_chars: int = Field(2_000_000, ge=1)
+    """A document whose extracted text is longer is skipped: at the measured indexing speed
+    (README, "Performance") 2 million characters take minutes, not hours."""
+
     k: int = Field(5, ge=1, le=50)
     candidates: int = Field(20, ge=1, le=200)
     abstain_below: float = Field(0.5, ge=0.0, le=1.0)

@@ -95,6 +95,11 @@ def _load_sentence_transformer(model_path: Path) -> Any:
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["TRANSFORMERS_OFFLINE"] = "1"
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as transformers_logging
+
+    # No "Loading weights" bar or load report: `docqa index` shows its own progress only.
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
 
     return SentenceTransformer(str(model_path), device="cpu")
 

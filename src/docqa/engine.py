@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from docqa.answering import compose_answer
 from docqa.config import Settings
@@ -15,6 +15,9 @@ from docqa.index import Index, Notify, open_index
 from docqa.library import document_id
 from docqa.models import Answer, DocqaError, Hit
 from docqa.retrieval import Retrieval, search
+
+if TYPE_CHECKING:
+    from docqa.indexing import Progress
 
 
 class QuestionError(DocqaError, ValueError):
@@ -30,9 +33,11 @@ class Engine:
     settings: Settings
 
     @classmethod
-    def load(cls, settings: Settings, notify: Notify | None = None) -> Engine:
+    def load(
+        cls, settings: Settings, notify: Notify | None = None, progress: Progress | None = None
+    ) -> Engine:
         """Open (building if needed) the index and load its ONNX query encoder."""
-        return cls.from_index(open_index(settings, notify), settings)
+        return cls.from_index(open_index(settings, notify, progress), settings)
 
     @classmethod
     def from_index(
@@ -149,6 +154,7 @@ def source_json(hit: Hit) -> dict[str, Any]:
         "score": round(hit.score, 4),
         "start": hit.chunk.start,
         "end": hit.chunk.end,
+        "page": hit.chunk.page,
     }
 
 

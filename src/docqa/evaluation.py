@@ -752,7 +752,7 @@ def compare_variants(
                 update={**dict(variant.changes), "index_dir": workdir / f"variant-{number}"}
             )
             notify(f"building the index for {variant_name(changed, variant.mode)}")
-            build_index(changed, progress=False)
+            build_index(changed)
             engine = Engine.load(changed, notify=notify)
         name = variant_name(engine.settings, variant.mode)
         report = evaluate(engine, questions, documents, k, progress(name), variant.mode)

@@ -11,27 +11,24 @@ Layout of the index folder:
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import functools
 import json
-import os
 import re
-import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from docqa.chunking import ChunkSettings, chunk_document, window_chunks
+from docqa.chunking import ChunkSettings
 from docqa.config import Settings
-from docqa.corpus import hash_corpus, read_corpus
-from docqa.models import Chunk, DocqaError, Document
+from docqa.corpus import CorpusError, hash_corpus
+from docqa.models import Chunk, DocqaError
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
+"""3: chunks carry their page; the manifest carries the per-file report (`records`)."""
 HNSW_FROM = 20_000
 """Up to this many chunks exact (flat) search is used; above it HNSW. Flat search costs
 ~0.09 ms per 1,000 vectors (88 ms at 1M on one core, `docqa bench`), so from ~20k chunks
@@ -187,17 +184,6 @@ def chunker_description(settings: Settings) -> dict[str, Any]:
     return chunk_settings(settings).describe()
 
 
-def chunk_corpus(documents: list[Document], settings: Settings) -> list[Chunk]:
-    """The chunks of every document, cut by the chunker the settings name."""
-    if settings.chunker == "windows":
-        return [
-            c
-            for d in documents
-            for c in window_chunks(d, settings.window_chars, settings.window_overlap)
-        ]
-    return [c for d in documents for c in chunk_document(d, chunk_settings(settings))]
-
-
 def embedding_text(chunk: Chunk) -> str:
     """What is embedded for a chunk: its section title (if any) gives the passage context."""
     return f"{chunk.section.title()}: {chunk.text}" if chunk.section else chunk.text
@@ -272,11 +258,7 @@ def stale_reasons(
     return reasons
 
 
-def _write_json(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2, ensure_ascii=False), encoding="utf-8")
-
-
-def _chunk_record(chunk: Chunk) -> dict[str, Any]:
+def chunk_record(chunk: Chunk) -> dict[str, Any]:
     return {
         "id": chunk.id,
         "document": chunk.document,
@@ -287,6 +269,7 @@ def _chunk_record(chunk: Chunk) -> dict[str, Any]:
         "text": chunk.text,
         "sentences": chunk.sentences,
         "offsets": chunk.offsets,
+        "page": chunk.page,
     }
 
 
@@ -301,124 +284,18 @@ def _chunk_from(record: dict[str, Any]) -> Chunk:
         record["text"],
         tuple((int(s), int(e)) for s, e in record["sentences"]),
         tuple((int(c), int(o)) for c, o in record["offsets"]),
+        record.get("page"),
     )
-
-
-@contextlib.contextmanager
-def build_lock(index_dir: Path) -> Iterator[None]:
-    """Hold the index folder's lock: a second build waits for the first to finish."""
-    index_dir.mkdir(parents=True, exist_ok=True)
-    with open(index_dir / ".lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def write_build(settings: Settings, folder: Path, progress: bool) -> dict[str, Any]:
-    """Chunk, embed and index the corpus into `folder`; returns the manifest."""
-    import faiss
-
-    from docqa.embedding import OnnxEmbedder, export_onnx, quantize_onnx, resolve_model_path
-
-    corpus = hash_corpus(settings.corpus_dir)
-    documents = read_corpus(settings.corpus_dir)
-    chunks = chunk_corpus(documents, settings)
-    if not chunks:
-        raise IndexStaleError(f"the corpus in {settings.corpus_dir} has no text to index")
-    export_onnx(resolve_model_path(settings.model), folder / "encoder")
-    embedder = OnnxEmbedder(folder / "encoder")
-    vectors = embed_all(embedder, [embedding_text(c) for c in chunks], progress, "passages")
-    sentences = [c.text[s:e] for c in chunks for s, e in c.sentences]
-    sentence_vectors = embed_all(embedder, sentences, progress, "sentences")
-    if settings.encoder_precision == "int8":
-        quantize_onnx(folder / "encoder", folder / "encoder")
-    starts = np.cumsum([0] + [len(c.sentences) for c in chunks]).astype(np.int64)
-    dense = make_dense_index(vectors)
-    faiss.write_index(dense, str(folder / "dense.faiss"))
-    np.save(folder / "sentences.npy", sentence_vectors)
-    np.save(folder / "sentence_starts.npy", starts)
-    _write_lexical(folder / "lexical", chunks)
-    with open(folder / "chunks.jsonl", "w", encoding="utf-8") as handle:
-        for chunk in chunks:
-            handle.write(json.dumps(_chunk_record(chunk), ensure_ascii=False) + "\n")
-    kind = "flat" if len(chunks) <= HNSW_FROM else "hnsw"
-    manifest = manifest_for(settings, corpus, int(vectors.shape[1]), kind)
-    manifest["chunks"] = len(chunks)
-    _write_json(folder / "manifest.json", manifest)
-    return manifest
-
-
-def embed_all(embedder: Any, texts: list[str], progress: bool, label: str) -> np.ndarray:
-    """Embed texts in batches, with a progress bar when asked."""
-    from tqdm import tqdm
-
-    batch = 256
-    parts = [
-        embedder.embed(texts[i : i + batch])
-        for i in tqdm(
-            range(0, len(texts), batch),
-            desc=f"embedding {label}",
-            unit="batch",
-            disable=not progress,
-        )
-    ]
-    return np.concatenate(parts) if parts else np.zeros((0, embedder.dimension), np.float32)
-
-
-def _write_lexical(folder: Path, chunks: list[Chunk]) -> None:
-    import bm25s
-
-    retriever = bm25s.BM25()
-    retriever.index(tokenize([f"{c.section} {c.text}" for c in chunks]), show_progress=False)
-    retriever.save(str(folder))
-
-
-def build_index(settings: Settings, progress: bool = False, force: bool = True) -> Path:
-    """Build the index in a temporary folder and switch to it atomically."""
-    index_dir = settings.index_dir
-    with build_lock(index_dir):
-        if not force:
-            with contextlib.suppress(IndexError_):  # missing, stale or damaged: build it
-                return check_index(settings)
-        for leftover in index_dir.glob(".tmp-*"):
-            shutil.rmtree(leftover, ignore_errors=True)
-        for pointer in index_dir.glob(".CURRENT-*"):  # from a build killed while switching
-            pointer.unlink(missing_ok=True)
-        temporary = index_dir / f".tmp-{os.getpid()}-{time.time_ns()}"
-        temporary.mkdir()
-        try:
-            write_build(settings, temporary, progress)
-        except BaseException:
-            shutil.rmtree(temporary, ignore_errors=True)
-            raise
-        final = index_dir / f"build-{time.strftime('%Y%m%dT%H%M%S')}-{time.time_ns() % 10**9:09d}"
-        os.rename(temporary, final)
-        _point_to(index_dir, final.name)
-        _remove_old_builds(index_dir, keep=final.name)
-        return final
-
-
-def _point_to(index_dir: Path, name: str) -> None:
-    pointer = index_dir / f".CURRENT-{os.getpid()}"
-    pointer.write_text(name + "\n", encoding="utf-8")
-    with open(pointer) as handle:
-        os.fsync(handle.fileno())
-    os.replace(pointer, index_dir / "CURRENT")
-
-
-def _remove_old_builds(index_dir: Path, keep: str) -> None:
-    for old in index_dir.glob("build-*"):
-        if old.name != keep:
-            shutil.rmtree(old, ignore_errors=True)
 
 
 def current_build(index_dir: Path) -> Path | None:
     """The build folder in use, or None when no index was ever built."""
     pointer = index_dir / "CURRENT"
-    if not pointer.is_file():
-        return None
+    try:
+        if not pointer.is_file():
+            return None
+    except OSError as error:
+        raise IndexCorruptError(f"{pointer} is unreadable: {error.strerror}") from error
     try:
         folder = index_dir / pointer.read_text(encoding="utf-8").strip()
     except (OSError, ValueError) as error:
@@ -494,23 +371,55 @@ def load_build(folder: Path) -> Index:
     return Index(chunks, dense, lexical, sentence_vectors, starts, manifest, folder)
 
 
-def open_index(settings: Settings, notify: Notify | None = None) -> Index:
-    """Load the index, rebuilding it first when it is missing, stale or damaged.
+def open_index(settings: Settings, notify: Notify | None = None, progress: Any = None) -> Index:
+    """Load the index, bringing it up to date first when it is missing, stale or damaged.
 
     With `settings.auto_rebuild` off, a missing, stale or damaged index is refused with a
-    message that says how to rebuild it.
+    message that says how to rebuild it. When the update cannot be made (an unreadable
+    corpus, a read-only index folder, a full disk) but the previous index is intact, that
+    index is used and `notify` is told why.
     """
+    from docqa.indexing import IndexBuildError, update_index
+
     try:
         return load_build(check_index(settings))
-    except IndexError_ as problem:
+    except (IndexError_, CorpusError) as problem:
         if not settings.auto_rebuild:
             if isinstance(problem, IndexCorruptError):
                 raise IndexCorruptError(
                     f"{problem}. Run `docqa index --force` to rebuild it"
                 ) from problem
             raise
-        if notify:
+        if notify and not isinstance(problem, CorpusError):
             reason = problem.reason if isinstance(problem, IndexStaleError) else problem
             notify(f"{reason}: building it now")
-        build_index(settings, progress=False)
-        return load_build(check_index(settings))
+        try:
+            return load_build(update_index(settings, progress).folder)
+        except (IndexBuildError, IndexStaleError, CorpusError) as failure:
+            previous = _intact_previous(settings)
+            if previous is None:
+                raise failure from None
+            if notify:
+                notify(
+                    f"warning: {failure}; answering from the previous index "
+                    f"(built {previous.manifest.get('built_at', 'earlier')})"
+                )
+            return previous
+
+
+def _intact_previous(settings: Settings) -> Index | None:
+    """The index in use, if it loads, whatever the corpus now holds."""
+    try:
+        folder = current_build(settings.index_dir)
+        return load_build(folder) if folder is not None else None
+    except (IndexError_, OSError):
+        return None
+
+
+def __getattr__(name: str) -> Any:
+    """Building moved to docqa.indexing; its names stay importable from here."""
+    if name in {"build_index", "build_lock", "update_index"}:
+        import docqa.indexing
+
+        return getattr(docqa.indexing, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -5,15 +5,21 @@ sees half a file and an existing document is never overwritten."""
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import re
 import secrets
 import unicodedata
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from docqa.corpus import SUFFIXES, CorpusError, corpus_files
-from docqa.models import DocqaError
+from docqa.corpus import CorpusError, corpus_files, document_id, list_corpus
+from docqa.ingest import FORMATS, ExtractionError, SkippedFileError, extract
+from docqa.models import DocqaError, DocumentRecord
+
+if TYPE_CHECKING:
+    from docqa.config import Settings
+
+__all__ = ["document_id"]  # defined in corpus.py (the index report uses it too)
 
 MAX_NAME_CHARS = 120
 """Longest file name kept for an upload (a longer one is cut before its suffix): well under
@@ -33,20 +39,14 @@ class DocumentNotFoundError(DocqaError):
     """No document of the library has this id."""
 
 
-def document_id(name: str) -> str:
-    """A stable identifier for a document name, safe in a URL: a slug and a short hash."""
-    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] or "document"
-    return f"{slug}-{hashlib.sha1(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
-
-
 def document_type(name: str) -> str:
     """The type of a document, from its suffix ("txt", "md", ...)."""
     return Path(name).suffix.lower().lstrip(".")
 
 
 def supported_suffixes() -> tuple[str, ...]:
-    """The file suffixes docqa reads."""
-    return SUFFIXES
+    """The file suffixes docqa reads (one reader per format in docqa/ingest/)."""
+    return tuple(suffix for found in FORMATS for suffix in found.suffixes)
 
 
 def safe_filename(raw: str) -> str:
@@ -76,15 +76,14 @@ def check_type(name: str) -> None:
 
 
 def check_content(name: str, data: bytes) -> None:
-    """Raises UploadError for a file that cannot be indexed: empty, or text that is not UTF-8."""
+    """Raises UploadError for a file that cannot be indexed: empty, binary data posing as
+    text, an encrypted, damaged or image-only PDF (its format's reader is run on it)."""
     if not data.strip():
         raise UploadError(f"{name} is empty: there is nothing in it to index")
     try:
-        data.decode("utf-8")
-    except UnicodeDecodeError as error:
-        raise UploadError(
-            f"{name} is not UTF-8 text (byte {error.start}): convert it, e.g. `iconv -t UTF-8`"
-        ) from error
+        extract(name, data)
+    except (SkippedFileError, ExtractionError) as error:
+        raise UploadError(f"{name} cannot be indexed: {error}") from error
 
 
 def store_file(corpus_dir: Path, name: str, data: bytes) -> str:
@@ -126,3 +125,73 @@ def library_names(corpus_dir: Path) -> list[str]:
     with contextlib.suppress(CorpusError):
         return [p.relative_to(corpus_dir).as_posix() for p in corpus_files(corpus_dir)]
     return []
+
+
+def add_files(corpus_dir: Path, paths: list[Path], replace: bool = False) -> list[str]:
+    """Copy files into the corpus folder; returns their names there. Every file is checked
+    before any is copied, so a bad one leaves the corpus unchanged. A file already there
+    with the same content is left as it is; another file of the same name is kept beside
+    it as "name (2).ext", or replaced with `replace`."""
+    loaded = []
+    for path in paths:
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise UploadError(f"cannot read {path}: {error.strerror}") from error
+        name = safe_filename(path.name)
+        check_type(name)
+        check_content(name, data)
+        loaded.append((name, data))
+    return [_add(corpus_dir, name, data, replace) for name, data in loaded]
+
+
+def _add(corpus_dir: Path, name: str, data: bytes, replace: bool) -> str:
+    target = corpus_dir / name
+    if target.is_file() and not target.is_symlink():
+        if target.read_bytes() == data:
+            return name
+        if replace:
+            stored = store_file(corpus_dir, f".replacing-{secrets.token_hex(4)}-{name}", data)
+            os.replace(corpus_dir / stored, target)
+            return name
+    return store_file(corpus_dir, name, data)
+
+
+def find_document(corpus_dir: Path, name_or_id: str) -> Path:
+    """The corpus file with this name (relative to the folder) or document id."""
+    for file in list_corpus(corpus_dir):
+        if name_or_id in (file.name, document_id(file.name)):
+            return file.path
+    raise DocumentNotFoundError(f"no document named {name_or_id!r} in {corpus_dir}")
+
+
+def remove_documents(corpus_dir: Path, names: list[str]) -> list[str]:
+    """Delete corpus files by name or id (all found first, so a typo removes nothing)."""
+    paths = [find_document(corpus_dir, name) for name in names]
+    removed = []
+    for path in paths:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as error:
+            raise UploadError(f"cannot remove {path}: {error.strerror}") from error
+        removed.append(path.relative_to(corpus_dir).as_posix())
+    return removed
+
+
+def library_report(settings: Settings) -> tuple[tuple[DocumentRecord, ...], list[str]]:
+    """The per-file report of the index in use, and how the corpus has changed since."""
+    from docqa.corpus import hash_corpus
+    from docqa.index import current_build, read_manifest, stale_reasons
+    from docqa.indexing import records_of
+
+    folder = current_build(settings.index_dir)
+    if folder is None:
+        return (), [f"no index in {settings.index_dir} yet"]
+    manifest = read_manifest(folder)
+    try:
+        changes = stale_reasons(manifest, settings, hash_corpus(settings.corpus_dir))
+    except CorpusError as error:
+        changes = [str(error)]
+    return records_of(manifest), changes

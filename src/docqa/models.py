@@ -10,14 +10,6 @@ class DocqaError(Exception):
 
 
 @dataclass(frozen=True)
-class Document:
-    """A corpus file: its name (path relative to the corpus folder) and raw text."""
-
-    name: str
-    text: str
-
-
-@dataclass(frozen=True)
 class Block:
     """A cleaned paragraph or heading, with the span it covers in the original text."""
 
@@ -27,6 +19,22 @@ class Block:
     end: int
     offsets: tuple[tuple[int, int], ...] = field(repr=False, compare=False)
     """(position in `text`, position in the original) where each contiguous piece starts."""
+    page: int | None = None
+    """1-based page the block starts on, for paged formats; None otherwise."""
+
+
+@dataclass(frozen=True)
+class Document:
+    """A corpus file: its name (path relative to the corpus folder) and extracted text.
+
+    `blocks` are the cleaned blocks a format reader found (empty: cut `text` by the plain-text
+    rules); `page_starts[i]` is where page i + 1 starts in `text` (empty: an unpaged format).
+    """
+
+    name: str
+    text: str
+    blocks: tuple[Block, ...] = field(default=(), repr=False, compare=False)
+    page_starts: tuple[int, ...] = field(default=(), repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -44,6 +52,8 @@ class Chunk:
     """Sentence spans as (start, end) offsets into `text`."""
     offsets: tuple[tuple[int, int], ...] = field(default=(), repr=False, compare=False)
     """(position in `text`, position in the original document) where each piece starts."""
+    page: int | None = None
+    """1-based page where the chunk starts, for paged formats (PDF); None otherwise."""
 
 
 @dataclass(frozen=True)
@@ -83,3 +93,25 @@ class Answer:
     timings_ms: dict[str, float]
     query: str = ""
     """The query actually searched (differs from `question` for follow-ups)."""
+
+
+@dataclass(frozen=True)
+class DocumentRecord:
+    """What happened to one corpus file in the last index build: the per-file report."""
+
+    id: str
+    """Stable identifier derived from the name (safe in a URL)."""
+    name: str
+    type: str
+    """Format read ("pdf", "docx", "html", "markdown", "text"), or the file's suffix."""
+    status: str  # "indexed" | "skipped" | "failed"
+    reason: str = ""
+    pages: int | None = None
+    sections: int = 0
+    chunks: int = 0
+    encoding: str | None = None
+    """The encoding a text file was decoded with (detected)."""
+    size: int = 0
+    sha256: str = ""
+    added_at: str = ""
+    """When this version of the file was first indexed (UTC, ISO 8601)."""

@@ -11,7 +11,7 @@ from docqa.models import DocqaError
 STAGES = ("encode", "dense", "lexical", "fusion", "answer", "total")
 
 
-PARTS = ("in_process", "encoder", "http", "workers", "cold_start", "scaling", "ann")
+PARTS = ("in_process", "encoder", "http", "workers", "cold_start", "scaling", "ann", "indexing")
 """What a run can measure; the in-process part always runs, as it measures the floor."""
 
 

@@ -18,6 +18,13 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
+def render_indexing(results: dict[str, Any]) -> list[str]:
+    """The indexing section (its figures are measured in bench/indexing.py)."""
+    from docqa.bench.indexing import render_indexing as render
+
+    return render(results)
+
+
 def render_markdown(results: dict[str, Any]) -> str:
     """bench.md: the results as tables, every latency also as a ratio to the floor."""
     floor = results["floor_ms"]
@@ -58,6 +65,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         ("cold_start", _render_cold),
         ("scaling", _render_scaling),
         ("ann", _render_ann),
+        ("indexing", render_indexing),
     )
     for key, render in sections:
         if key in results:

@@ -17,6 +17,7 @@ from typing import Any
 from docqa.bench.ann import measure_ann
 from docqa.bench.cold_start import measure_cold_start
 from docqa.bench.encoder import measure_encoder
+from docqa.bench.indexing import measure_indexing
 from docqa.bench.latency import measure_in_process
 from docqa.bench.plan import CONCURRENCIES, Notify, Plan
 from docqa.bench.processes import in_child, settings_env
@@ -100,6 +101,8 @@ def run_benchmark(settings: Settings, plan: Plan, notify: Notify) -> dict[str, A
             results["cold_start"] = measure_cold_start(serve_env, plan, work)
         if "scaling" in plan.parts:
             results.update(measure_scaling(settings, base, plan, work, notify))
+        if "indexing" in plan.parts:
+            results["indexing"] = measure_indexing(settings, plan, work, notify)
     if "ann" in plan.parts:
         notify(f"approximate search: flat against HNSW at {plan.ann_vectors:,} vectors")
         results["ann"] = in_child(

@@ -33,6 +33,10 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
         targets += _http_targets(workers, f"{workers['workers']} workers: ")
     if "cold_start" in results:
         targets += _cold_targets(results["cold_start"])
+    if "indexing" in results:
+        from docqa.bench.indexing import indexing_targets
+
+        targets += indexing_targets(results["indexing"])
     if "ann" in results:
         ann = results["ann"]
         row = chosen_ef(ann)

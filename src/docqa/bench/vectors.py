@@ -62,15 +62,16 @@ class SyntheticEmbedder:
 
 
 def build_synthetic_index(settings: Settings, encoder_dir: Path) -> dict[str, Any]:
-    """Run index.build_index with synthetic vectors in place of the encoder; run in a child.
+    """Run indexing.build_index with synthetic vectors in place of the encoder; run in a child.
 
     Everything else (cleaning, chunking, BM25, FAISS, writing) is the real build. The real
     query encoder is linked in, so `docqa ask` can load the result.
     """
     import docqa.embedding
-    import docqa.index
+    import docqa.indexing
 
     def link_encoder(model_path: Path, out_dir: Path) -> Path:
+        out_dir.parent.mkdir(parents=True, exist_ok=True)
         out_dir.symlink_to(encoder_dir.resolve(), target_is_directory=True)
         return out_dir
 
@@ -79,13 +80,13 @@ def build_synthetic_index(settings: Settings, encoder_dir: Path) -> dict[str, An
 
     replacements = {
         "export_onnx": link_encoder,
-        "quantize_onnx": lambda src, dst: dst,  # the linked encoder is the one queries use
+        "quantize_onnx": link_encoder,  # the linked encoder is the one queries use
         "OnnxEmbedder": synthetic,
     }
-    for module in (docqa.embedding, docqa.index):
+    for module in (docqa.embedding,):
         for name, replacement in replacements.items():
             if hasattr(module, name):
                 setattr(module, name, replacement)
     started = time.perf_counter()
-    docqa.index.build_index(settings, progress=False)
+    docqa.indexing.build_index(settings)
     return {"seconds": round(time.perf_counter() - started, 3), "peak_rss_mb": peak_rss_mb()}

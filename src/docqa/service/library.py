@@ -19,7 +19,7 @@ from typing import Any
 
 from docqa.config import Settings
 from docqa.engine import Engine
-from docqa.index import build_index
+from docqa.indexing import update_index
 from docqa.library import (
     DocumentNotFoundError,
     check_content,
@@ -40,7 +40,7 @@ def rebuild_index(settings: Settings) -> Path | None:
     """Bring the index up to date with the corpus; None when the corpus holds no document."""
     if not library_names(settings.corpus_dir):
         return None
-    return build_index(settings)
+    return update_index(settings).folder  # only what was added or changed is embedded
 
 
 NOT_INDEXED = (

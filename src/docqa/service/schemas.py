@@ -70,6 +70,9 @@ class Source(BaseModel):
     )
     start: int = Field(description="Offset of the passage's first character in the document.")
     end: int = Field(description="Offset just after the passage's last character in the document.")
+    page: int | None = Field(
+        description="1-based page the passage starts on (PDF); null for unpaged formats."
+    )
 
 
 class Citation(BaseModel):

@@ -68,7 +68,8 @@ def health_json(engine: Engine, changes: list[str]) -> dict[str, Any]:
     manifest = engine.index.manifest
     return {
         "status": "ok",
-        "documents": len(manifest["documents"]),
+        # Indexed files only: the manifest also lists the skipped and failed ones.
+        "documents": len({chunk.document for chunk in engine.index.chunks}),
         "chunks": manifest.get("chunks", len(engine.index.chunks)),
         "model": manifest["model"],
         "index_built_at": manifest["built_at"],
