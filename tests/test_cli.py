@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
 BRIEF = (CORPUS / "eu-nato-cooperation.txt").read_text(encoding="utf-8")
 TIMEOUT_S = 300
-ANSWER_KEYS = {"question", "answer", "answered", "confidence", "sources", "timings_ms"}
+ANSWER_KEYS = {"question", "answer", "answered", "confidence", "sources", "citations", "timings_ms"}
 SOURCE_KEYS = {"rank", "chunk_id", "document", "section", "text", "score", "start", "end", "page"}
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import functools
+import io
 import json
 import os
 import sys
@@ -199,22 +200,6 @@ def load_engine(settings: Settings) -> Engine:
         return Engine.load(settings, notify=notify, progress=bars)
 
 
-def format_answer(answer: Answer, width: int = 240) -> str:
-    """The answer for a person: the text, then numbered sources with section and score."""
-    cited = {c.rank for c in answer.citations}
-    lines = [answer.text, "", "Sources:"]
-    for hit in answer.hits:
-        marker = "*" if hit.rank in cited else " "
-        page = f"p. {hit.chunk.page}, " if hit.chunk.page is not None else ""
-        lines.append(
-            f"{marker}[{hit.rank}] {hit.chunk.section} - {hit.chunk.document} "
-            f"({page}score {hit.score:.2f}, chars {hit.chunk.start}-{hit.chunk.end})"
-        )
-        text = " ".join(hit.chunk.text.split())
-        lines.append(f"     {text[:width]}{'...' if len(text) > width else ''}")
-    return "\n".join(lines)
-
-
 def format_records(records: Sequence[DocumentRecord]) -> str:
     """One line per corpus file: status, name, what was found or why it was left out."""
     lines = []
@@ -293,11 +278,12 @@ def cmd_documents(options: argparse.Namespace, settings: Settings) -> int:
 def cmd_ask(options: argparse.Namespace, settings: Settings) -> int:
     from docqa.engine import QuestionError
 
-    if not options.question.strip():
+    question = readable_question(options.question)
+    if not question.strip():
         raise UsageError("the question is empty: type a question about the document")
     engine = load_engine(settings)
     try:
-        answer = engine.ask(options.question, k=options.k)
+        answer = engine.ask(question, k=options.k)
     except QuestionError as error:
         raise UsageError(str(error)) from error
     if options.json:
@@ -305,7 +291,7 @@ def cmd_ask(options: argparse.Namespace, settings: Settings) -> int:
 
         print(json.dumps(answer_json(answer), ensure_ascii=False, indent=2))
     else:
-        print(format_answer(answer))
+        print(show_answer(answer))
     return 0
 
 
@@ -315,13 +301,17 @@ def cmd_chat(options: argparse.Namespace, settings: Settings) -> int:
 
     engine = load_engine(settings)
     history: list[Turn] = []
+    enable_line_editing()
     print("Ask about the document; follow-up questions are understood. Empty line or Ctrl-D quits.")
     while True:
         try:
-            question = input("> ")
+            question = readable_question(input("> "))
         except (EOFError, KeyboardInterrupt):
             print()
             return 0
+        except UsageError as error:
+            print(f"docqa: {error}", file=sys.stderr)
+            continue
         if not question.strip() or question.strip().lower() in {"exit", "quit"}:
             return 0
         try:
@@ -330,7 +320,40 @@ def cmd_chat(options: argparse.Namespace, settings: Settings) -> int:
             print(f"docqa: {error}", file=sys.stderr)
             continue
         history.append(Turn.from_answer(answer))
-        print(format_answer(answer) + "\n")
+        print(show_answer(answer) + "\n")
+
+
+def show_answer(answer: Answer) -> str:
+    """The answer as printed: wrapped to the terminal, clearly unrelated sources marked."""
+    from docqa.display import format_answer, terminal_columns
+    from docqa.retrieval import weak_hits
+
+    return format_answer(answer, terminal_columns(), weak_hits(list(answer.hits)))
+
+
+def readable_question(text: str) -> str:
+    """The question, unless it holds bytes that are not UTF-8 (Python hands them over as lone
+    surrogates, which the tokenizer cannot take): then a usage error naming the first one."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as error:
+        code = ord(text[error.start])
+        what = f"byte 0x{code - 0xDC00:02x}" if 0xDC80 <= code <= 0xDCFF else f"U+{code:04X}"
+        raise UsageError(
+            f"the question is not UTF-8 text ({what} at character {error.start + 1}): "
+            "set the terminal to UTF-8 or retype the question"
+        ) from None
+    return text
+
+
+def enable_line_editing() -> None:
+    """Arrow keys, line editing and history for input() on a terminal (GNU readline), and
+    bytes that are not UTF-8 read as lone surrogates, so that readable_question refuses
+    them in one line instead of input() raising."""
+    if isinstance(sys.stdin, io.TextIOWrapper):
+        sys.stdin.reconfigure(errors="surrogateescape")
+    if sys.stdin.isatty():
+        import readline  # noqa: F401  (importing it is what gives input() line editing)
 
 
 def cmd_serve(options: argparse.Namespace, settings: Settings) -> int:
@@ -396,6 +419,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except DocqaError as error:
         print(f"docqa: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except OSError as error:
+        # A file the command needs cannot be read or written (a read-only folder, a full
+        # disk, a folder setting that names a file) and no stage said so in its own words.
+        where = f" {error.filename}" if error.filename else ""
+        print(f"docqa: error: cannot use{where}: {error.strerror or error}", file=sys.stderr)
         return EXIT_ERROR
 
 

@@ -166,5 +166,9 @@ def answer_json(answer: Answer) -> dict[str, Any]:
         "answered": answer.answered,
         "confidence": answer.confidence,
         "sources": [source_json(hit) for hit in answer.hits],
+        "citations": [
+            {"rank": c.rank, "chunk_id": c.chunk_id, "text": c.text, "start": c.start, "end": c.end}
+            for c in answer.citations
+        ],
         "timings_ms": answer.timings_ms,
     }

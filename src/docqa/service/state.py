@@ -38,15 +38,10 @@ def sources_json(hits: Sequence[Hit]) -> list[dict[str, Any]]:
 
 
 def chat_json(answer: Answer, conversation_id: str) -> dict[str, Any]:
-    """The /chat body: `docqa ask --json` without the question, plus the conversation and
-    the citations."""
+    """The /chat body: `docqa ask --json` without the question, plus the conversation."""
     body = answer_json(answer)
     del body["question"]
-    citations = [
-        {"rank": c.rank, "chunk_id": c.chunk_id, "text": c.text, "start": c.start, "end": c.end}
-        for c in answer.citations
-    ]
-    return {"conversation_id": conversation_id, **body, "citations": citations}
+    return {"conversation_id": conversation_id, **body}
 
 
 def empty_health_json(settings: Settings) -> dict[str, Any]:
