@@ -6,6 +6,7 @@ a Redis that stops and comes back costs follow-ups a 503, never a 500. Everythin
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -212,3 +213,34 @@ def test_the_rate_limit_is_shared_by_the_workers(
         # A fresh connection each time: the kernel hands them to both workers in turn.
         statuses = [httpx.get(f"{server.url}/documents").status_code for _ in range(12)]
     assert statuses == [200] * 6 + [429] * 6
+
+
+def test_every_worker_switches_to_a_new_build_when_current_changes(
+    index_built: None, redis: RedisServer, tmp_path: Path
+) -> None:
+    index_dir = tmp_path / "index"
+    shutil.copytree(ROOT / "index", index_dir, symlinks=True)
+    old = (index_dir / "CURRENT").read_text().strip()
+    env = {"DOCQA_REDIS_URL": redis.url, "DOCQA_INDEX_DIR": str(index_dir)}
+    with workers(tmp_path, **env) as server:
+        assert {version(server) for _ in range(10)} == {old}
+        # A new build as `docqa index` leaves it: a new folder, then CURRENT replaced at once.
+        new = "build-29991231T000000-000000000"
+        shutil.copytree(index_dir / old, index_dir / new, symlinks=True)
+        pointer = index_dir / ".CURRENT-test"
+        pointer.write_text(new + "\n", encoding="utf-8")
+        os.replace(pointer, index_dir / "CURRENT")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            seen = {version(server) for _ in range(10)}  # fresh connections reach both
+            if seen == {new}:
+                break
+            time.sleep(0.2)
+        assert seen == {new}
+        assert chat(server.url, FORTH).status_code == 200
+
+
+def version(server: Workers) -> str:
+    """The index version one request on a fresh connection is answered from."""
+    body: dict[str, Any] = httpx.get(f"{server.url}/health", timeout=5).json()
+    return str(body["index_version"])
