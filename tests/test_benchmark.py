@@ -218,6 +218,7 @@ def test_the_workers_part_measures_two_workers_and_checks_their_targets(
     assert workers["workers"] == 2
     assert [level["concurrency"] for level in workers["levels"]] == [1, 4, 8, 16]
     assert all(level["errors"] == 0 for level in workers["levels"])
+    assert all(level["server_cpu_ms_per_answer"] > 0 for level in workers["levels"])
     names = [target["name"] for target in results["targets"]]
     assert "2 workers: HTTP /chat p50 - floor (ms)" in names
     assert "2 workers: throughput at concurrency 8 / encoder on 2 cores" in names

@@ -167,6 +167,7 @@ def _render_http(results: dict[str, Any], key: str = "http") -> list[str]:
             round(level["p50_ms"] / results["floor_ms"], 2),
             "" if level["share_of_encoder"] is None else f"{100 * level['share_of_encoder']:.0f}%",
             f"{100 * level['client_cpu_share']:.0f}%",
+            level.get("server_cpu_ms_per_answer", ""),
         ]
         for level in http["levels"]
     ]
@@ -191,6 +192,7 @@ def _render_http(results: dict[str, Any], key: str = "http") -> list[str]:
                 "p50 / floor",
                 "of encoder capacity",
                 "client CPU",
+                "server CPU ms / answer",
             ],
             rows,
         ),
@@ -200,7 +202,8 @@ def _render_http(results: dict[str, Any], key: str = "http") -> list[str]:
         f"`of encoder capacity` divides by "
         f"{results.get('encoder_capacity', {}).get('best_per_s')} encodes/s; "
         "`client CPU` is the load generator's own share of one core (it runs on the same 2 "
-        f"cores). Server: healthy after {http['server_startup_s']} s, peak RSS over the run "
+        "cores); `server CPU` is the CPU time of the server's processes per answer. "
+        f"Server: healthy after {http['server_startup_s']} s, peak RSS over the run "
         f"{http['server_peak_rss_mb']} MB.",
         "",
     ]

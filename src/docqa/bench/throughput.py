@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import os
 import socket
 import threading
 import time
@@ -33,6 +34,23 @@ class Server:
     url: str
     startup_s: float = 0.0
     peak_rss_mb: float = 0.0
+    pid: int = 0
+    """The process the server runs under (its workers are its descendants)."""
+
+    def cpu_s(self) -> float:
+        """CPU seconds used so far by the server and every process under it (Linux)."""
+        return tree_cpu_s(self.pid)
+
+
+def tree_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process and its live descendants; 0 without /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return 0.0
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(tree_cpu_s(int(child)) for child in children)
 
 
 @contextmanager
@@ -73,6 +91,7 @@ def running_server(
                 raise BenchmarkError(f"`docqa serve` was not healthy after {timeout:.0f} s")
             time.sleep(0.01)
         ready = time.monotonic()
+        server.pid = child.process.pid
         yield server
     finally:
         if child.process.poll() is None:
@@ -188,9 +207,14 @@ def measure_http(
         levels = []
         for offset, concurrency in enumerate(CONCURRENCIES):
             messages = questions[offset * 17 :] + questions[: offset * 17]
+            cpu_before = server.cpu_s()
             level = run_level(
                 server.url, messages, concurrency, plan.http_requests, plan.http_seconds
             )
+            # CPU per answer does not depend on what else the shared machine runs, as
+            # answers per second do: it says what the cores could give if they were ours.
+            cpu_ms = 1000.0 * (server.cpu_s() - cpu_before) / max(1, level["requests"])
+            level["server_cpu_ms_per_answer"] = round(cpu_ms, 3)
             share = level["throughput_per_s"] / capacity if capacity else None
             level["share_of_encoder"] = None if share is None else round(share, 3)
             levels.append(level)

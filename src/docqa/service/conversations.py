@@ -85,6 +85,8 @@ def turn_bytes(turn: Turn) -> int:
 
 def trim_turns(turns: deque[Turn], max_bytes: int) -> None:
     """Drop the oldest turns until the rest fit in max_bytes; the newest always stays."""
+    if len(turns) < 2:
+        return
     sizes = [turn_bytes(turn) for turn in turns]
     total = sum(sizes)
     for size in sizes[:-1]:
