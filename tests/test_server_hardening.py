@@ -173,3 +173,19 @@ def test_forwarded_for_from_a_trusted_proxy_names_the_client() -> None:
     assert statuses == [200, 200]
     assert again == 429
     assert "client=10.0.0.1 method=GET path=/documents status=429" in log
+
+
+def test_body_after_an_early_answer_does_not_count_as_headers() -> None:
+    body = b'{"message": "' + b"a" * 99_000 + b'"}'
+    head = (
+        b"POST /chat HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body)
+    )
+    with running_server(DOCQA_API_KEY="early-answer-key") as server, connect(server) as sock:
+        sock.sendall(head)
+        refused = read_response(sock)[0]  # 401 before the body is read
+        sock.sendall(body)
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        after = read_response(sock)[0]
+
+    assert (refused, after) == (401, 200)

@@ -135,8 +135,8 @@ def protocol_from_environment(*args: Any, **kwargs: Any) -> asyncio.Protocol:
 
 
 def header_timeout_protocol(timeout_s: float) -> type[asyncio.Protocol]:
-    """uvicorn's HTTP protocol (httptools when installed, else h11) with limits on the request
-    head, which uvicorn leaves unbounded:
+    """uvicorn's httptools HTTP protocol (httptools is a dependency) with limits on the
+    request head, which uvicorn leaves unbounded:
 
     - a connection that has not completed a request's headers `timeout_s` seconds after it
       opened or after its last response is closed (uvicorn times out only idle keep-alive
@@ -146,15 +146,17 @@ def header_timeout_protocol(timeout_s: float) -> type[asyncio.Protocol]:
       every read: one endless header stalls the event loop, endless lines fill the memory);
     - uvicorn's reply to a request that is not HTTP is JSON, like every other error.
 
-    Both protocols make a new `cycle` when a request's headers are complete."""
-    from uvicorn.protocols.http.auto import AutoHTTPProtocol
+    The protocol makes a new `cycle` when a request's headers are complete."""
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-    base: Any = AutoHTTPProtocol
+    base: Any = HttpToolsProtocol
 
     class GuardedHTTPProtocol(base):
         header_timer: asyncio.TimerHandle | None = None
         armed_cycle: object = None
-        head_cycle: object = None
+        reading_head = True
+        """From the end of a request (or the connection's start) to the end of the next
+        head; not while a body arrives, even after an early answer (a 401 before an upload)."""
         head_bytes = 0
         line_bytes = 0
         head_tail = b""
@@ -166,17 +168,20 @@ def header_timeout_protocol(timeout_s: float) -> type[asyncio.Protocol]:
         def data_received(self, data: bytes) -> None:
             if self.transport.is_closing():
                 return
-            if self.reading_head() and not self.head_fits(data):
+            if self.reading_head and not self.head_fits(data):
                 self.refuse(431, HEAD_TOO_LARGE)
                 return
             super().data_received(data)
-            if self.cycle is not self.head_cycle:  # a request's head is complete
-                self.head_cycle = self.cycle
-                self.head_bytes = self.line_bytes = 0
-                self.head_tail = b""
 
-        def reading_head(self) -> bool:
-            return self.cycle is None or self.cycle.response_complete
+        def on_headers_complete(self) -> None:
+            self.reading_head = False
+            self.head_bytes = self.line_bytes = 0
+            self.head_tail = b""
+            super().on_headers_complete()
+
+        def on_message_complete(self) -> None:
+            super().on_message_complete()
+            self.reading_head = True
 
         def head_fits(self, data: bytes) -> bool:
             """Count the bytes of `data` up to the end of the head; False once over a limit."""
