@@ -28,7 +28,8 @@ pytestmark = pytest.mark.server
 FLOOD_SECONDS = 4
 FLOOD_CONNECTIONS = 10
 FLOOD_RSS_GROWTH_LIMIT_MB = 30.0
-FLOOD_HEALTH_P99_LIMIT_MS = 1000.0
+FLOOD_HEALTH_P99_LIMIT_MS = 2000.0
+"""Loose for a shared machine: before the limit a probe waited the whole attack (5 s)."""
 
 
 @pytest.fixture(scope="module")
