@@ -347,7 +347,7 @@ def test_documents_lists_sections_in_order_with_chunk_counts(client: TestClient)
     [document] = response.json()
     assert {k: document[k] for k in ("name", "type", "chunks", "sections", "status")} == {
         "name": "structures.txt",
-        "type": "txt",
+        "type": "text",
         "chunks": 4,
         "sections": [
             {"title": "LIGHTHOUSES", "chunks": 2},

@@ -1,6 +1,6 @@
 """The document library in the page, in headless Chromium against a real `docqa serve` that
-starts with an EMPTY corpus: upload with the button and by dropping a file, ask, filter,
-reload, delete, outage.
+starts with an EMPTY corpus: upload a PDF with the button and get an answer with its page,
+drop a second file, filter to it, reload, delete, outage.
 
 Set DOCQA_SCREENSHOT_DIR=docs to save the README pictures (library.png, by default nothing is
 written into the repository).
@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 import test_browser
+from documents import write_pdf
 from test_browser import ANSWER_TIMEOUT_MS, CHROMIUM_ARGS, ask, find_chromium
 from test_server import Server, spawned_server, wait_until_ready
 
@@ -25,13 +26,6 @@ page = test_browser.page  # the fixture: a fresh page that fails the test on con
 
 # The first upload builds the index with the real model (ONNX export included): ~15-40 s.
 INDEX_TIMEOUT_MS = 180_000
-LIGHTHOUSES = """LIGHTHOUSES OF IRELAND
-
-The Fastnet lighthouse stands on a rock off the south coast of Ireland. It was first lit in
-1904 and is built of granite blocks from Cornwall.
-
-The Hook lighthouse in County Wexford is one of the oldest working lighthouses in the world.
-"""
 VOLCANOES = """VOLCANOES OF ICELAND
 
 The volcano Hekla in the south of Iceland last erupted in the year 2000. Hekla was known in
@@ -91,15 +85,18 @@ def test_upload_ask_filter_delete_reload_in_the_page(
     assert page.locator("#empty-title").inner_text() == "Upload a document to start"
     assert page.locator("#send").is_disabled()
 
-    (tmp_path / "lighthouses.txt").write_text(LIGHTHOUSES, encoding="utf-8")
+    write_pdf(tmp_path / "report.pdf")
     (tmp_path / "volcanoes.md").write_text(VOLCANOES, encoding="utf-8")
-    upload_through_the_page(page, tmp_path / "lighthouses.txt")
+    report = upload_through_the_page(page, tmp_path / "report.pdf")
 
-    assert page.locator("#title").inner_text() == "Ask lighthouses.txt"
-    assert "lighthouses of ireland" in page.locator("#suggestions").inner_text()
-    first = ask(page, "When was the Fastnet lighthouse first lit?")
-    assert "1904" in first.locator(".answer-text").inner_text()
-    assert sources_of(first) == {"lighthouses.txt"}
+    assert report.locator(".document-meta").inner_text() == "PDF · 2 pages · 3 passages"
+    assert page.locator("#title").inner_text() == "Ask report.pdf"
+    assert "Tell me about Membership and Fees" in page.locator("#suggestions").inner_text()
+    first = ask(page, "When was the astronomy club founded?")
+    assert "1987" in first.locator(".answer-text").inner_text()
+    cited = first.locator(".source.cited").first
+    assert cited.locator(".source-document").inner_text() == "report.pdf"
+    assert cited.locator(".source-page").inner_text() == "p. 2"
 
     volcanoes = drop_on_the_page(page, tmp_path / "volcanoes.md")
     assert page.locator("#drop-zone").is_hidden()
@@ -107,7 +104,7 @@ def test_upload_ask_filter_delete_reload_in_the_page(
     save_screenshot(page, "library.png")
     volcanoes.locator(".document-check").check()
     assert page.locator("#composer-scope").inner_text() == "Asking volcanoes.md only"
-    filtered = ask(page, "When was the Fastnet lighthouse first lit?")
+    filtered = ask(page, "When was the astronomy club founded?")
     assert sources_of(filtered) == {"volcanoes.md"}
     volcanoes.locator(".document-check").uncheck()
 
@@ -116,12 +113,11 @@ def test_upload_ask_filter_delete_reload_in_the_page(
     assert page.locator("#transcript .answer").count() == 2
     assert page.get_attribute("#transcript", "data-conversation-id")
 
-    lighthouses = page.locator('#documents li.document:has-text("lighthouses.txt")')
-    lighthouses.locator(".document-delete").click()
-    lighthouses.locator(".confirm-yes").click()
-    lighthouses.wait_for(state="detached", timeout=ANSWER_TIMEOUT_MS)
-    after = ask(page, "When was the Fastnet lighthouse first lit?")
-    assert "lighthouses.txt" not in sources_of(after)
+    report.locator(".document-delete").click()
+    report.locator(".confirm-yes").click()
+    report.wait_for(state="detached", timeout=ANSWER_TIMEOUT_MS)
+    after = ask(page, "When was the astronomy club founded?")
+    assert "report.pdf" not in sources_of(after)
     assert page.locator("#transcript .error").count() == 0
 
 

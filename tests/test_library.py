@@ -18,6 +18,7 @@ from fastapi.testclient import TestClient
 
 from docqa.library import UploadError, safe_filename
 from docqa.service import create_app
+from documents import write_pdf
 from fakes import tiny_settings, use_fake_embedder
 from test_api_hardening import STALL, exchange
 
@@ -115,6 +116,35 @@ def test_an_uploaded_file_is_indexed_in_the_background_and_answered_from(
     assert "volcanoes.txt" in cited_documents(client, "When did Hekla erupt?")
 
 
+def test_an_uploaded_pdf_is_listed_with_its_pages_and_cited_with_its_page(
+    client: TestClient, tmp_path: Path
+) -> None:
+    pdf = write_pdf(tmp_path / "report.pdf").read_bytes()
+
+    response = upload(client, ("report.pdf", pdf))
+    wait_until_indexed(client)
+
+    assert response.status_code == 202, response.text
+    record = documents(client)["report.pdf"]
+    assert (record["type"], record["pages"], record["status"]) == ("pdf", 2, "indexed")
+    body = client.post("/chat", json={"message": "When was the astronomy club founded?"}).json()
+    assert "1987" in body["answer"]
+    assert (body["sources"][0]["document"], body["sources"][0]["page"]) == ("report.pdf", 2)
+
+
+def test_a_file_in_the_folder_that_cannot_be_read_is_listed_as_skipped_with_why(
+    client: TestClient,
+) -> None:
+    (corpus_dir(client) / "image.txt").write_bytes(bytes(range(256)) * 8)
+
+    client.post("/reindex")
+    wait_until_indexed(client)
+
+    record = documents(client)["image.txt"]
+    assert (record["status"], record["reason"]) == ("skipped", "binary data, not text")
+    assert record["chunks"] == 0
+
+
 def test_several_files_in_one_upload_are_all_listed(client: TestClient) -> None:
     response = upload(
         client, ("volcanoes.txt", VOLCANOES.encode()), ("bridges.md", BRIDGES.encode())
@@ -125,7 +155,7 @@ def test_several_files_in_one_upload_are_all_listed(client: TestClient) -> None:
     listed = documents(client)
     assert set(listed) == {"lighthouses.txt", "volcanoes.txt", "bridges.md"}
     assert {r["status"] for r in listed.values()} == {"indexed"}
-    assert listed["bridges.md"]["type"] == "md"
+    assert listed["bridges.md"]["type"] == "markdown"
 
 
 @pytest.mark.parametrize(

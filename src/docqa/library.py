@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from docqa.corpus import CorpusError, corpus_files, document_id, list_corpus
-from docqa.ingest import FORMATS, ExtractionError, SkippedFileError, extract
+from docqa.ingest import FORMATS, ExtractionError, SkippedFileError, extract, format_for
 from docqa.models import DocqaError, DocumentRecord
 
 if TYPE_CHECKING:
@@ -40,8 +40,10 @@ class DocumentNotFoundError(DocqaError):
 
 
 def document_type(name: str) -> str:
-    """The type of a document, from its suffix ("txt", "md", ...)."""
-    return Path(name).suffix.lower().lstrip(".")
+    """The type of a document as the index report names it ("pdf", "markdown", "text", ...),
+    from its suffix; the bare suffix for a type docqa does not read."""
+    found = format_for(name)
+    return found.name if found is not None else Path(name).suffix.lower().lstrip(".")
 
 
 def supported_suffixes() -> tuple[str, ...]:

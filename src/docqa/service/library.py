@@ -19,7 +19,7 @@ from typing import Any
 
 from docqa.config import Settings
 from docqa.engine import Engine
-from docqa.indexing import update_index
+from docqa.indexing import records_of, update_index
 from docqa.library import (
     DocumentNotFoundError,
     check_content,
@@ -31,7 +31,7 @@ from docqa.library import (
     safe_filename,
     store_file,
 )
-from docqa.models import Chunk, DocqaError
+from docqa.models import Chunk, DocqaError, DocumentRecord
 
 log = logging.getLogger("docqa.service")
 
@@ -178,9 +178,10 @@ class Library:
         """Every document the library knows: indexed, waiting, failed, or added to the folder
         (by another worker process, or by hand) and not indexed yet; deleted ones left out."""
         indexed = list(engine.index.document_rows) if engine is not None else []
+        reported = [r.name for r in records_of(engine.index.manifest)] if engine else []
         on_disk = self.disk.names()
-        known = [*indexed, *self.pending, *self.failed, *sorted(on_disk)]
-        gone = self.hidden | (set(indexed) - on_disk)
+        known = [*indexed, *reported, *self.pending, *self.failed, *sorted(on_disk)]
+        gone = self.hidden | (set(indexed + reported) - on_disk)
         return [n for n in dict.fromkeys(known) if n not in gone]
 
     def visible(self, engine: Engine) -> frozenset[str] | None:
@@ -201,16 +202,19 @@ class Library:
             building = self.building
         chunks = engine.index.chunks if engine is not None else []
         outline = {d["name"]: d for d in outline_documents(chunks)}
+        report = {r.name: r for r in records_of(engine.index.manifest)} if engine else {}
         records = []
         for name in names:
-            record = document_record(name, self.settings.corpus_dir, outline.get(name))
+            record = document_record(
+                name, self.settings.corpus_dir, outline.get(name), report.get(name)
+            )
             if name in pending:
                 waiting = pending[name]
                 running = building and waiting.generation <= building
                 record.update(status="indexing" if running else "queued", added_at=waiting.added_at)
             elif name in failed:
                 record.update(status="failed", reason=failed[name].reason)
-            elif name not in outline:
+            elif name not in outline and name not in report:
                 record["reason"] = NOT_INDEXED
             records.append(record)
         return records
@@ -243,15 +247,22 @@ class FolderView:
             return self.cached
 
 
-def document_record(name: str, corpus_dir: Path, outline: dict[str, Any] | None) -> dict[str, Any]:
-    """The record of one document, as indexed (`outline`) or not yet (None)."""
+def document_record(
+    name: str,
+    corpus_dir: Path,
+    outline: dict[str, Any] | None,
+    reported: DocumentRecord | None = None,
+) -> dict[str, Any]:
+    """The record of one document: its passages and sections as indexed (`outline`, None
+    when it is not), with what the index report says of it (type, pages, skipped or failed
+    and why) when the build in use read it."""
     try:
         modified = (corpus_dir / name).stat().st_mtime
         added_at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(modified))
     except OSError:
         added_at = None
     doc_id = document_id(name)
-    return {
+    record = {
         "id": doc_id,
         "name": name,
         "type": document_type(name),
@@ -263,6 +274,15 @@ def document_record(name: str, corpus_dir: Path, outline: dict[str, Any] | None)
         "added_at": added_at,
         "status_url": f"/documents/{doc_id}",
     }
+    if reported is not None:
+        record.update(
+            type=reported.type or record["type"],
+            pages=reported.pages,
+            added_at=reported.added_at or added_at,
+        )
+        if reported.status != "indexed":
+            record.update(status=reported.status, reason=reported.reason)
+    return record
 
 
 def outline_documents(chunks: Sequence[Chunk]) -> list[dict[str, Any]]:

@@ -123,7 +123,7 @@ class DocumentRecord(BaseModel):
 
     id: str = Field(description="Stable id (from the name): for filters and DELETE.")
     name: str = Field(description="Path of the file inside the corpus folder.")
-    type: str = Field(description="File type, e.g. 'txt', 'md'.")
+    type: str = Field(description="Format, e.g. 'pdf', 'docx', 'html', 'markdown', 'text'.")
     pages: int | None = Field(description="Number of pages, for paged formats; else null.")
     chunks: int = Field(description="Number of indexed passages in the document.")
     sections: list[Section] = Field(description="Sections in the order they appear.")
