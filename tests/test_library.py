@@ -182,6 +182,17 @@ def test_a_bad_upload_is_refused_with_a_clear_error_and_nothing_is_stored(
     assert sorted(p.name for p in corpus_dir(client).iterdir()) == before
 
 
+def test_upload_types_from_the_settings_narrow_what_is_accepted(make_client: MakeClient) -> None:
+    client = make_client(upload_types=[".pdf", ".MD"])
+
+    refused = upload(client, ("volcanoes.txt", VOLCANOES.encode()))
+    accepted = upload(client, ("volcanoes.md", VOLCANOES.encode()))
+
+    assert refused.status_code == 415
+    assert "docqa reads .pdf, .md" in refused.json()["detail"]
+    assert accepted.status_code == 202
+
+
 def test_an_upload_over_the_size_limit_is_413(make_client: MakeClient) -> None:
     client = make_client(max_upload_bytes=4096)
 

@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     """Largest upload (all files of one POST /documents together): a 300-page PDF is ~5 MB."""
     max_upload_files: int = Field(20, ge=1)
     """Most files in one upload."""
+    upload_types: Annotated[list[str], NoDecode] = []
+    """Suffixes the service accepts in uploads (e.g. `.pdf,.docx`); empty: every type docqa
+    reads. In the environment: comma-separated or a JSON list."""
     upload_timeout_s: float = Field(300.0, gt=0)
     """Seconds an upload's body may take to arrive: 20 MB at 1 Mbit/s takes ~160 s (other
     bodies have client_timeout_s)."""
@@ -98,7 +101,9 @@ class Settings(BaseSettings):
     stale_check_s: float = Field(5.0, ge=0)
     """How long /health reuses its comparison of the corpus on disk with the loaded index."""
 
-    @field_validator("cors_origins", "allowed_hosts", "trusted_proxies", mode="before")
+    @field_validator(
+        "cors_origins", "allowed_hosts", "trusted_proxies", "upload_types", mode="before"
+    )
     @classmethod
     def _split_list(cls, origins: object) -> object:
         if isinstance(origins, str):

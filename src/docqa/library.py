@@ -9,6 +9,7 @@ import os
 import re
 import secrets
 import unicodedata
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,11 +68,14 @@ def safe_filename(raw: str) -> str:
     return stem + suffix
 
 
-def check_type(name: str) -> None:
-    """Raises UnsupportedTypeError unless docqa reads files of this name's type."""
+def check_type(name: str, accepted: Sequence[str] = ()) -> None:
+    """Raises UnsupportedTypeError unless docqa reads files of this name's type (and, when
+    `accepted` lists suffixes, it is one of them)."""
     suffix = Path(name).suffix.lower()
-    if suffix not in supported_suffixes():
-        known = ", ".join(supported_suffixes())
+    readable = supported_suffixes()
+    allowed = [s for s in readable if s in {a.lower() for a in accepted}] if accepted else readable
+    if suffix not in allowed:
+        known = ", ".join(allowed) or "no type (DOCQA_UPLOAD_TYPES names none docqa reads)"
         raise UnsupportedTypeError(
             f"{name}: files of type {suffix or '(none)'} are not supported; docqa reads {known}"
         )

@@ -90,7 +90,7 @@ class Library:
         checked = []
         for raw_name, data in uploads:
             name = safe_filename(raw_name)
-            check_type(name)
+            check_type(name, self.settings.upload_types)
             check_content(name, data)
             checked.append((name, data))
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
