@@ -19,7 +19,7 @@ import pytest
 import test_browser
 from documents import write_pdf
 from test_browser import ANSWER_TIMEOUT_MS, CHROMIUM_ARGS, ask, find_chromium
-from test_server import Server, spawned_server, wait_until_ready
+from test_server import Server, running_server, spawned_server, wait_until_ready
 
 pytestmark = pytest.mark.browser
 page = test_browser.page  # the fixture: a fresh page that fails the test on console errors
@@ -130,8 +130,9 @@ def save_screenshot(page: Any, name: str) -> None:
 
 
 @pytest.fixture
-def outage_page() -> Iterator[Any]:
-    """A page in headless Chromium that may log the failed requests of a simulated outage."""
+def lenient_page() -> Iterator[Any]:
+    """A page in headless Chromium that may log failed requests (a simulated outage, the
+    401s before the API key is given)."""
     playwright_api = pytest.importorskip("playwright.sync_api")
     executable = find_chromium()
     if executable is None:
@@ -147,14 +148,31 @@ def outage_page() -> Iterator[Any]:
 
 
 def test_the_status_turns_red_when_the_server_is_unreachable_and_recovers(
-    outage_page: Any, server: Server
+    lenient_page: Any, server: Server
 ) -> None:
-    outage_page.goto(f"{server.url}/")
-    outage_page.locator('#status[data-state="ready"]').wait_for(timeout=ANSWER_TIMEOUT_MS)
+    lenient_page.goto(f"{server.url}/")
+    lenient_page.locator('#status[data-state="ready"]').wait_for(timeout=ANSWER_TIMEOUT_MS)
 
-    outage_page.route("**/health", lambda route: route.abort())  # as if the server were down
-    outage_page.locator('#status[data-state="error"]').wait_for(timeout=20_000)
-    assert "unreachable" in outage_page.locator("#status").inner_text().lower()
-    outage_page.unroute("**/health")
+    lenient_page.route("**/health", lambda route: route.abort())  # as if the server were down
+    lenient_page.locator('#status[data-state="error"]').wait_for(timeout=20_000)
+    assert "unreachable" in lenient_page.locator("#status").inner_text().lower()
+    lenient_page.unroute("**/health")
 
-    outage_page.locator('#status[data-state="ready"]').wait_for(timeout=20_000)
+    lenient_page.locator('#status[data-state="ready"]').wait_for(timeout=20_000)
+
+
+def test_the_document_list_appears_once_the_api_key_is_given(lenient_page: Any) -> None:
+    page = lenient_page
+    with running_server(DOCQA_API_KEY="page-key-4d1e") as keyed:
+        page.goto(f"{keyed.url}/")
+        message = page.locator("#library-message")
+        message.filter(has_text="API key").wait_for(timeout=ANSWER_TIMEOUT_MS)
+        assert page.locator("#documents li.document").count() == 0
+
+        page.click("#api-key-button")
+        page.fill("#api-key", "page-key-4d1e")
+        page.press("#api-key", "Enter")
+
+        page.locator("#documents li.document").first.wait_for(timeout=ANSWER_TIMEOUT_MS)
+        assert page.locator(".document-name").all_inner_texts() == ["eu-nato-cooperation.txt"]
+        assert message.inner_text() == ""

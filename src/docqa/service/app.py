@@ -311,8 +311,9 @@ def add_library_routes(
 
     @app.post("/reindex", status_code=202, response_model=Reindexing, responses=problems)
     def reindex(service: ServiceDep) -> Any:
-        """Rebuild the index from the corpus folder as it is on disk (files added, changed or
-        removed there), in the background; the service switches to it when it is ready."""
+        """Bring the index up to date with the corpus folder as it is on disk (files added,
+        changed or removed there; only those are read again), in the background; the service
+        switches to the new build when it is ready."""
         library_engine(service)
         service.library.reindex()
         return {"detail": "reindexing in the background: /health shows the new index_version"}

@@ -784,6 +784,7 @@
     openSettings(false);
     els.question.focus();
     checkHealth();
+    if (library()) library().refresh(); // the document list needs the key too
   });
 
   els.apiKeyClear.addEventListener('click', () => {

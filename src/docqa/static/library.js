@@ -119,6 +119,7 @@
     }
     state.documents = body;
     state.loaded = true;
+    if (els.message.dataset.kind === 'error' && /API key/.test(els.message.textContent)) say('');
     const known = new Set(body.map((d) => d.id));
     for (const id of [...state.picked]) if (!known.has(id)) state.picked.delete(id);
     render();
