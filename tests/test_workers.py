@@ -244,3 +244,25 @@ def version(server: Workers) -> str:
     """The index version one request on a fresh connection is answered from."""
     body: dict[str, Any] = httpx.get(f"{server.url}/health", timeout=5).json()
     return str(body["index_version"])
+
+
+def test_metrics_add_up_every_worker(served: Workers) -> None:
+    def chats_counted() -> float:
+        page = httpx.get(f"{served.url}/metrics", timeout=10).text
+        line = next(
+            (
+                line
+                for line in page.splitlines()
+                if line.startswith("docqa_requests_total{")
+                and 'route="/chat"' in line
+                and 'status="200"' in line
+            ),
+            "none 0",
+        )
+        return float(line.rsplit(" ", 1)[1])
+
+    served.wait_for(2)
+    before = chats_counted()
+    for _ in range(10):  # fresh connections: both workers answer some
+        assert chat(served.url, FORTH).status_code == 200
+    assert [chats_counted() >= before + 10 for _ in range(4)] == [True] * 4
