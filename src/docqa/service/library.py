@@ -80,6 +80,7 @@ class Library:
     condition: threading.Condition = field(default_factory=threading.Condition)
     worker: threading.Thread | None = None
     disk: FolderView = field(init=False)
+    visible_cache: tuple[tuple[Any, ...], frozenset[str] | None] | None = None
 
     def __post_init__(self) -> None:
         self.disk = FolderView(self.settings.corpus_dir, self.settings.stale_check_s)
@@ -186,13 +187,19 @@ class Library:
 
     def visible(self, engine: Engine) -> frozenset[str] | None:
         """The indexed documents answers may cite, or None when that is all of them: never
-        one deleted here, or from the folder (by another worker process) since indexing."""
-        indexed = set(engine.index.document_rows)
+        one deleted here, or from the folder (by another worker process) since indexing.
+        Computed again only when the index, the folder or the deletions change (it is asked
+        on every question, and costs a pass over the documents)."""
+        on_disk = self.disk.names()
         with self.condition:
-            hidden = (self.hidden | (indexed - self.disk.names())) & indexed
-        if not hidden:
-            return None
-        return frozenset(indexed - hidden)
+            key = (engine.index.path, on_disk, frozenset(self.hidden))  # same objects: cheap
+            if self.visible_cache is not None and self.visible_cache[0] == key:
+                return self.visible_cache[1]
+            indexed = set(engine.index.document_rows)
+            hidden = (self.hidden | (indexed - on_disk)) & indexed
+            result = frozenset(indexed - hidden) if hidden else None
+            self.visible_cache = (key, result)
+            return result
 
     def records(self, engine: Engine | None) -> list[dict[str, Any]]:
         """One record per document: id, name, type, counts, sections, status and reason."""
