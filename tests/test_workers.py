@@ -89,8 +89,13 @@ def workers(folder: Path, **env: str) -> Iterator[Workers]:
         server.wait_for(2)
         yield server
     finally:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait(10)
+        # SIGTERM first, so the supervisor removes its metrics folder; SIGKILL if it hangs.
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(10)
 
 
 @pytest.fixture(scope="module")
