@@ -178,7 +178,9 @@ def test_an_unknown_path_is_counted_under_one_label(make_client: Callable[..., T
 
 
 def test_create_app_with_redis_needs_no_running_redis_to_start(engine: Engine) -> None:
-    settings = engine.settings.model_copy(update={"redis_url": "redis://127.0.0.1:9/0"})
+    settings = engine.settings.model_copy(
+        update={"redis_url": "redis://127.0.0.1:9/0", "rate_limit_per_minute": 5}
+    )
     with TestClient(create_app(settings, engine)) as client:
         assert client.get("/health").status_code == 200
         assert post(client, "When did the Forth bridge open?").status_code == 200
