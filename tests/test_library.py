@@ -528,3 +528,22 @@ def test_no_question_fails_while_uploads_are_indexed(client: TestClient) -> None
     assert statuses, "no question was asked"
     assert set(statuses) == {200}
     assert "volcanoes-2.txt" in cited_documents(client, "When did Hekla erupt?")
+
+
+def test_the_list_carries_the_index_report_for_skipped_files_and_pages(
+    make_client: MakeClient,
+) -> None:
+    from documents import write_pdf
+
+    client = make_client()
+    write_pdf(corpus_dir(client) / "report.pdf")
+    (corpus_dir(client) / "image.txt").write_bytes(bytes(range(256)) * 4)
+    assert client.post("/reindex").status_code in (200, 202)
+    wait_until_indexed(client)
+    listed = documents(client)
+    assert (listed["image.txt"]["status"], listed["image.txt"]["reason"]) == (
+        "skipped",
+        "binary data, not text",
+    )
+    assert (listed["report.pdf"]["status"], listed["report.pdf"]["pages"]) == ("indexed", 2)
+    assert listed["lighthouses.txt"]["encoding"] == "utf-8"

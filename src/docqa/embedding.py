@@ -268,7 +268,13 @@ def _read_onnx_config(onnx_dir: Path) -> dict[str, Any]:
 class OnnxEmbedder:
     """Embedder backed by an exported ONNX graph; needs onnxruntime and tokenizers only."""
 
-    def __init__(self, onnx_dir: Path, batch_size: int = 32, intra_op_num_threads: int = 0) -> None:
+    def __init__(
+        self,
+        onnx_dir: Path,
+        batch_size: int = 32,
+        intra_op_num_threads: int = 0,
+        spinning: bool = True,
+    ) -> None:
         import onnxruntime
         from tokenizers import Tokenizer
 
@@ -287,6 +293,8 @@ class OnnxEmbedder:
         )
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = intra_op_num_threads
+        if not spinning:  # idle threads sleep instead of busy-waiting for the next batch
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = onnxruntime.InferenceSession(
             str(onnx_dir / ONNX_MODEL_FILE), options, providers=["CPUExecutionProvider"]
         )

@@ -9,7 +9,7 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 CACHE_FOLDER = "encoders"
@@ -70,8 +70,14 @@ def _quiet_root_logger() -> Iterator[None]:
         logging.root.handlers[:] = handlers
 
 
-def cached_encoders(model: str, precision: str, index_dir: Path) -> tuple[Path, Path]:
-    """The fp32 passage encoder and the query encoder (fp32 or int8) of a model, made once.
+def cached_encoders(
+    model: str,
+    precision: str,
+    index_dir: Path,
+    passage_precision: str = "fp32",
+    progress: Callable[[str, int, int], None] | None = None,
+) -> tuple[Path, Path]:
+    """The passage encoder and the query encoder (each fp32 or int8) of a model, made once.
 
     Call under the index folder's build lock: two builds never write the cache at once.
     """
@@ -80,18 +86,25 @@ def cached_encoders(model: str, precision: str, index_dir: Path) -> tuple[Path, 
     model_path = embedding.resolve_model_path(model)
     folder = index_dir / CACHE_FOLDER / model_key(model_path)
     fp32 = folder / "fp32"
+    quantized = folder / "int8"
+    stage = "preparing the encoder (once per model)"
+    missing = not _fresh(fp32) or (
+        "int8" in (precision, passage_precision) and not _fresh(quantized)
+    )
+    if missing and progress:
+        progress(stage, 0, 1)
     if not _fresh(fp32):
         embedding.export_onnx(model_path, fp32)
         _record(fp32)
-    if precision == "fp32":
-        return fp32, fp32
-    quantized = folder / precision
-    if not _fresh(quantized):
+    if "int8" in (precision, passage_precision) and not _fresh(quantized):
         with _quiet_root_logger():
             embedding.quantize_onnx(fp32, quantized)
         _record(quantized)
+    if missing and progress:
+        progress(stage, 1, 1)
     _remove_other_keys(folder)
-    return fp32, quantized
+    encoders = {"fp32": fp32, "int8": quantized}
+    return encoders[passage_precision], encoders[precision]
 
 
 def _remove_other_keys(keep: Path) -> None:

@@ -223,6 +223,7 @@ def manifest_for(
         "documents": corpus,
         "dense_index": kind,
         "encoder_precision": settings.encoder_precision,
+        "passage_precision": settings.passage_precision,
         "built_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
 
@@ -242,6 +243,12 @@ def stale_reasons(
         )
     if manifest.get("chunker") != chunker_description(settings):
         reasons.append("it was built with another chunker or other chunk sizes")
+    passages = manifest.get("passage_precision", "fp32")
+    if passages != settings.passage_precision:
+        reasons.append(
+            f"its passages were embedded in {passages}, settings ask for "
+            f"{settings.passage_precision}"
+        )
     precision = manifest.get("encoder_precision", "fp32")
     if precision != settings.encoder_precision:
         reasons.append(

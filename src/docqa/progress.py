@@ -20,7 +20,8 @@ class ProgressBars:
         if bar is None:
             for other in self.bars.values():  # the previous stage is over
                 other.close()
-            unit = "file" if stage == "reading" else "text"
+            units = {"reading": "file", "embedding passages": "text", "embedding sentences": "text"}
+            unit = units.get(stage, "step")
             bar = self.bars[stage] = tqdm(
                 total=total, desc=stage, unit=unit, leave=True, disable=self.disable
             )

@@ -285,6 +285,7 @@ def document_record(
         record.update(
             type=reported.type or record["type"],
             pages=reported.pages,
+            encoding=reported.encoding,
             added_at=reported.added_at or added_at,
         )
         if reported.status != "indexed":

@@ -125,6 +125,9 @@ class DocumentRecord(BaseModel):
     name: str = Field(description="Path of the file inside the corpus folder.")
     type: str = Field(description="Format, e.g. 'pdf', 'docx', 'html', 'markdown', 'text'.")
     pages: int | None = Field(description="Number of pages, for paged formats; else null.")
+    encoding: str | None = Field(
+        None, description="The encoding a text file was read with (detected); else null."
+    )
     chunks: int = Field(description="Number of indexed passages in the document.")
     sections: list[Section] = Field(description="Sections in the order they appear.")
     status: Literal["indexed", "queued", "indexing", "skipped", "failed"] = Field(
