@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import pytest
 
+from docqa import spans
 from docqa.answering import (
+    CONFIDENCE_FEATURES,
     NOT_COVERED,
+    AnswerModel,
+    AnswerModelError,
     compose_answer,
     confidence_of,
+    default_model,
     names_unknown_thing,
     select_sentences,
 )
@@ -49,23 +54,36 @@ def test_sentences_outside_the_answering_hits_are_ignored() -> None:
     assert select_sentences([outside, inside], {0}, 300) == [inside]
 
 
-def test_confidence_rises_with_similarity_and_falls_with_unknown_terms() -> None:
-    low = ScoredSentence(0, 0, 1, 0.6, 0.5, True, 1.1)
-    high = ScoredSentence(0, 0, 1, 0.8, 0.5, True, 1.3)
-    assert confidence_of(low, 0.0, False) < confidence_of(high, 0.0, False)
-    assert confidence_of(high, 1.0, False) < confidence_of(high, 0.0, False)
-    assert 0.0 < confidence_of(low, 1.0, False) < confidence_of(high, 0.0, False) < 1.0
+def model(confidence_weights: tuple[float, ...], bias: float = 0.0) -> AnswerModel:
+    return AnswerModel(1, (0.0,) * len(spans.FEATURES), 0.0, confidence_weights, bias)
 
 
-def test_a_name_the_corpus_never_mentions_lowers_confidence() -> None:
-    best = ScoredSentence(0, 0, 1, 0.7, 0.5, True, 1.2)
-    assert confidence_of(best, 0.0, True) < confidence_of(best, 0.0, False)
+def test_confidence_is_the_logistic_of_the_weighted_features() -> None:
+    weights = (1.0,) + (0.0,) * (len(CONFIDENCE_FEATURES) - 1)
+    features = (2.0,) + (5.0,) * (len(CONFIDENCE_FEATURES) - 1)
+    # z = -1 + 1 * 2 = 1 -> 1 / (1 + e^-1)
+    assert confidence_of(features, model(weights, -1.0)) == pytest.approx(0.7310586)
 
 
-def test_a_sentence_of_the_wrong_kind_lowers_confidence() -> None:
-    fits = ScoredSentence(0, 0, 1, 0.6, 0.6, True, 1.2)
-    misfit = ScoredSentence(0, 0, 1, 0.6, 0.6, False, 1.1)
-    assert confidence_of(misfit, 0.0, False) < confidence_of(fits, 0.0, False)
+def test_the_shipped_model_matches_the_features_of_this_version() -> None:
+    shipped = default_model()
+    assert len(shipped.confidence_weights) == len(CONFIDENCE_FEATURES)
+    assert len(shipped.span_weights) == len(spans.FEATURES)
+
+
+def test_a_model_fitted_on_other_features_is_refused() -> None:
+    record = {
+        "span": {"features": ["length"], "weights": [1.0], "bias": 0.0},
+        "confidence": {"features": list(CONFIDENCE_FEATURES), "weights": [], "bias": 0.0},
+    }
+    with pytest.raises(AnswerModelError, match="fit_answer_model"):
+        AnswerModel.from_json(record)
+
+
+def test_the_shipped_confidence_falls_for_a_name_the_corpus_never_mentions() -> None:
+    shipped = default_model()
+    named = CONFIDENCE_FEATURES.index("unknown_name")
+    assert shipped.confidence_weights[named] < 0
 
 
 def test_names_and_numbers_are_checked_against_the_corpus_vocabulary() -> None:
@@ -91,8 +109,16 @@ def answer_for(query_vector: list[float], question: str, **settings: object):  #
 
 
 def test_an_answer_cites_its_sentences_with_offsets_in_the_passage() -> None:
-    text, answered, confidence, citations = answer_for([0, 1, 0, 0], "When did EUPOL operate?")
+    composed = answer_for([0, 1, 0, 0], "When did EUPOL operate?")
+    text, answered, confidence, citations = (
+        composed.text,
+        composed.answered,
+        composed.confidence,
+        composed.citations,
+    )
     assert answered and confidence > 0.5
+    # a date of the answer sentence, not the sentence itself
+    assert composed.short_answer in ("June 2007", "December 2016", "June 2007 to December 2016")
     assert text == "EUPOL supported the rule of law. It operated from June 2007 to December 2016."
     assert [TEXT[c.start : c.end] for c in citations] == [
         "EUPOL supported the rule of law.",
@@ -101,12 +127,13 @@ def test_an_answer_cites_its_sentences_with_offsets_in_the_passage() -> None:
 
 
 def test_weak_evidence_gives_the_not_covered_answer_without_citations() -> None:
-    text, answered, confidence, citations = answer_for([0, 0, 1, 0], "What is the capital of Peru?")
-    assert (text, answered, citations) == (NOT_COVERED, False, [])
-    assert confidence < 0.5
+    composed = answer_for([0, 0, 1, 0], "What is the capital of Peru?")
+    assert (composed.text, composed.answered, composed.citations) == (NOT_COVERED, False, [])
+    assert composed.short_answer is None
+    assert composed.confidence < 0.5
 
 
 @pytest.mark.parametrize("threshold", [0.0, 1.0])
 def test_the_abstention_threshold_is_a_setting(threshold: float) -> None:
-    _, answered, _, _ = answer_for([0, 1, 0, 0], "When did EUPOL operate?", abstain_below=threshold)
-    assert answered is (threshold == 0.0)
+    composed = answer_for([0, 1, 0, 0], "When did EUPOL operate?", abstain_below=threshold)
+    assert composed.answered is (threshold == 0.0)

@@ -152,6 +152,7 @@ def test_chat_without_conversation_id_starts_a_conversation(client: TestClient) 
 
     assert set(body) == {
         "conversation_id",
+        "short_answer",
         "answer",
         "answered",
         "confidence",

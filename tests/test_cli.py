@@ -24,7 +24,16 @@ ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT / "corpus"
 BRIEF = (CORPUS / "eu-nato-cooperation.txt").read_text(encoding="utf-8")
 TIMEOUT_S = 300
-ANSWER_KEYS = {"question", "answer", "answered", "confidence", "sources", "citations", "timings_ms"}
+ANSWER_KEYS = {
+    "question",
+    "short_answer",
+    "answer",
+    "answered",
+    "confidence",
+    "sources",
+    "citations",
+    "timings_ms",
+}
 SOURCE_KEYS = {"rank", "chunk_id", "document", "section", "text", "score", "start", "end", "page"}
 
 
@@ -305,3 +314,29 @@ def test_ask_over_a_latin1_file_answers_with_its_accented_words(
     )
     assert done.returncode == 0, done.stderr
     assert "Café résumé" in json.loads(done.stdout)["sources"][0]["text"]
+
+
+def test_the_short_answer_is_printed_first_with_the_evidence_under_it() -> None:
+    from docqa.display import format_answer
+    from docqa.models import Answer
+
+    answer = Answer(
+        "When did EUFOR Althea take over?",
+        "EUFOR Althea took over from SFOR in 2004.",
+        True,
+        0.9,
+        (),
+        (),
+        {},
+        short_answer="2004",
+    )
+    lines = format_answer(answer).splitlines()
+    assert lines[:3] == ["Answer: 2004", "", "EUFOR Althea took over from SFOR in 2004."]
+
+
+def test_without_a_short_answer_the_evidence_comes_first() -> None:
+    from docqa.display import format_answer
+    from docqa.models import Answer
+
+    answer = Answer("Why?", "Because it matters.", True, 0.9, (), (), {})
+    assert format_answer(answer).splitlines()[0] == "Because it matters."

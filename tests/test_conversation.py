@@ -28,7 +28,14 @@ def test_follow_up_query_carries_the_subject_and_cited_chunks_of_the_last_turn()
 
 def test_question_naming_its_own_subject_is_not_a_follow_up() -> None:
     assert not is_follow_up("What is TADIC?", [EUPOL])
-    assert resolve_query("What is TADIC?", [EUPOL]) == Query("What is TADIC?", True)
+    # searched as typed; the last answer's passages stay a prior for the new question
+    assert resolve_query("What is TADIC?", [EUPOL]) == Query(
+        "What is TADIC?", True, frozenset({"chunk-a", "chunk-b"})
+    )
+
+
+def test_the_first_question_carries_no_passages() -> None:
+    assert resolve_query("What is TADIC?", []) == Query("What is TADIC?", True)
 
 
 def test_question_with_several_subject_words_is_not_a_follow_up() -> None:

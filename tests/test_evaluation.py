@@ -12,23 +12,32 @@ import pytest
 from docqa.evaluation import (
     QUALITY_METRICS,
     EvaluationError,
+    EvaluationSet,
     Outcome,
     Report,
     Target,
+    auroc,
     baseline_record,
+    exact_match,
     format_miss,
     hit_curve,
+    load_dialogue_set,
     load_questions,
+    load_squad_set,
     locate,
+    normalize_answer,
     read_baseline,
     regressions,
     relevant_rank,
     summarise,
     summarise_by_kind,
+    token_f1,
     write_report,
     write_text_atomic,
 )
 from docqa.models import Answer, Chunk, Document, Hit
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def outcome(
@@ -212,17 +221,19 @@ def test_metrics_the_baseline_does_not_hold_are_not_gated() -> None:
 def test_the_baseline_holds_quality_metrics_and_the_set_but_no_latency() -> None:
     outcomes = [outcome(id="a"), outcome(id="b", rank=2)]
     report = Report(summarise(outcomes), outcomes)
-    record = baseline_record(report, Path("eval/questions.jsonl"), {"k": 10})
-    assert set(record["metrics"]) == set(QUALITY_METRICS)
-    assert record["set"] == "eval/questions.jsonl"
-    assert record["questions"] == 2
-    assert record["missed"] == ["b"]
+    record = baseline_record({"brief": (Path("eval/questions.jsonl"), report)}, {"k": 10})
+    brief = record["sets"]["brief"]
+    assert set(brief["metrics"]) == set(QUALITY_METRICS)
+    assert brief["set"] == "eval/questions.jsonl"
+    assert brief["questions"] == 2
+    assert brief["missed"] == ["b"]
+    assert record["configuration"] == {"k": 10}
 
 
 def test_the_baseline_is_written_atomically_and_read_back(tmp_path: Path) -> None:
     path = tmp_path / "eval" / "baseline.json"
-    write_text_atomic(path, json.dumps({"metrics": {"hit@1": 0.8}}))
-    assert read_baseline(path) == {"metrics": {"hit@1": 0.8}}
+    write_text_atomic(path, json.dumps({"sets": {"brief": {"metrics": {"hit@1": 0.8}}}}))
+    assert read_baseline(path) == {"sets": {"brief": {"metrics": {"hit@1": 0.8}}}}
     assert [p.name for p in path.parent.iterdir()] == ["baseline.json"]
 
 
@@ -281,12 +292,18 @@ def answer_with(*chunks: Chunk) -> Answer:
 def test_the_relevant_passage_is_the_first_that_holds_the_whole_answer() -> None:
     # the answer spans 45..60: the first chunk only holds its start
     answer = answer_with(chunk("a", 0, 50), chunk("b", 40, 120), chunk("c", 30, 90))
-    assert relevant_rank(answer, Target("brief.txt", 45, 60)) == 2
+    assert relevant_rank(answer, [Target("brief.txt", 45, 60)]) == 2
+
+
+def test_any_of_several_gold_spans_makes_a_passage_relevant() -> None:
+    answer = answer_with(chunk("a", 0, 50), chunk("b", 40, 120))
+    golds = [Target("brief.txt", 100, 130), Target("brief.txt", 45, 60)]
+    assert relevant_rank(answer, golds) == 2
 
 
 def test_a_passage_of_another_document_is_not_relevant() -> None:
     answer = answer_with(chunk("a", 0, 100))
-    assert relevant_rank(answer, Target("other.txt", 10, 20)) is None
+    assert relevant_rank(answer, [Target("other.txt", 10, 20)]) is None
 
 
 # --- loading the set -------------------------------------------------------------------------
@@ -363,7 +380,8 @@ def test_the_report_folder_gets_markdown_and_three_charts(tmp_path: Path) -> Non
 
     outcomes = [*ranked(1, 3), unanswerable("u1", abstained=True)]
     report = Report(summarise(outcomes), outcomes, summarise_by_kind(outcomes))
-    written = write_report(report, tmp_path, Path("set.jsonl"), Settings(), None)
+    evaluation_set = EvaluationSet("brief", Path("set.jsonl"), Path("corpus"), [])
+    written = write_report(report, tmp_path, evaluation_set, Settings(), None)
     assert sorted(p.name for p in written) == [
         "accuracy_by_kind.png",
         "confidence.png",
@@ -374,3 +392,66 @@ def test_the_report_folder_gets_markdown_and_three_charts(tmp_path: Path) -> Non
     text = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "## Misses (1)" in text
     assert "q1 [factual] right passage at rank 3" in text
+
+
+# --- short answers (official SQuAD 2.0 scoring) and confidence -------------------------------
+
+
+def test_squad_normalisation_drops_case_punctuation_and_articles() -> None:
+    assert normalize_answer("The  Rhine, (river)!") == "rhine river"
+
+
+def test_exact_match_compares_normalised_answers() -> None:
+    assert exact_match("the Rhine", "Rhine") == 1.0
+    assert exact_match("Rhine river", "Rhine") == 0.0
+
+
+def test_token_f1_is_the_harmonic_mean_of_token_precision_and_recall() -> None:
+    # prediction "north sea coast" vs gold "the north sea": 2 common tokens,
+    # precision 2/3, recall 2/2 -> F1 = 2 * (2/3 * 1) / (2/3 + 1) = 0.8
+    assert token_f1("North Sea coast", "the North Sea") == pytest.approx(0.8)
+    assert token_f1("Danube", "North Sea") == 0.0
+
+
+def test_short_answer_scores_take_the_best_gold_and_count_abstaining_as_zero() -> None:
+    found = outcome(id="a")
+    found.short_answer, found.golds = "in 2004", ("2004", "in 2004")
+    abstained = outcome(id="b", answered=False)
+    abstained.short_answer, abstained.golds = None, ("1999",)
+    metrics = summarise([found, abstained])
+    assert metrics["short_em"] == 0.5
+    assert metrics["short_f1"] == 0.5
+
+
+def test_an_unanswerable_question_scores_one_in_squad2_only_when_abstained() -> None:
+    abstained = unanswerable("u1", abstained=True)
+    answered = unanswerable("u2", abstained=False)
+    answered.short_answer = "1999"
+    assert summarise([abstained, answered])["squad2_f1"] == 0.5
+
+
+def test_auroc_is_the_chance_a_positive_outranks_a_negative() -> None:
+    # pairs (positive, negative): (0.9, 0.1) yes, (0.9, 0.5) yes, (0.5, 0.1) yes,
+    # (0.5, 0.5) tie = 1/2 -> 3.5 / 4
+    assert auroc([0.9, 0.5], [0.1, 0.5]) == pytest.approx(0.875)
+    assert auroc([0.1], [0.9]) == 0.0
+    assert auroc([], [0.3]) == 0.5
+
+
+def test_the_public_squad_set_locates_every_gold_answer_in_its_paragraph() -> None:
+    squad = load_squad_set(ROOT / "eval" / "public" / "squad2")
+    answerable = [q for q in squad.questions if q.answerable]
+    assert len(squad.questions) == 2667 and len(answerable) == 1402
+    texts = {p.name: p.read_text(encoding="utf-8") for p in squad.corpus_dir.glob("*.txt")}
+    for question in answerable:
+        spans = squad.targets[question.id]
+        assert spans, question.id
+        assert all(texts[t.document][t.start : t.end] in question.golds for t in spans)
+
+
+def test_the_public_dialogues_chain_each_turn_to_the_one_before() -> None:
+    quac = load_dialogue_set(ROOT / "eval" / "public" / "conversations")
+    assert len(quac.questions) == 44
+    first, second = quac.questions[0], quac.questions[1]
+    assert first.follow_up_of is None and second.follow_up_of == first.id
+    assert sum(not q.answerable for q in quac.questions) == 5

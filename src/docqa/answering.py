@@ -1,54 +1,124 @@
-"""Hits -> Answer: choose the sentences that answer, cite them, or abstain."""
+"""Hits -> Answer: choose the sentences that answer, single out the short answer, cite them,
+or abstain.
+
+Both the short answer and the confidence are linear models of generic features (see
+spans.py and CONFIDENCE_FEATURES below), fitted on the public SQuAD 2.0 articles and the
+brief's set by scripts/fit_answer_model.py with every figure held out by article; the
+weights live in answer_model.json.
+"""
 
 from __future__ import annotations
 
+import json
 import math
 import re
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
+from docqa import spans
 from docqa.chunking import map_to_document
 from docqa.config import Settings
 from docqa.index import Index, tokenize
-from docqa.models import Citation
+from docqa.kinds import expectation_of
+from docqa.models import Citation, DocqaError
 from docqa.retrieval import Retrieval, ScoredSentence
 
 NOT_COVERED = "The document does not say. The closest passages are listed below."
 ANSWER_HITS = 3
 """Answers are taken from the sentences of this many top hits."""
-"""Answers are taken from the sentences of this many top hits."""
-# Logistic model of "the document answers this", fitted on the 123 in-document and 30
-# out-of-document questions of eval/questions.jsonl (classes weighted to balance, light L2
-# penalty), rounded, with the bias moved so that 0.5 splits where a 0.4 cut did: on the
-# set it abstains on 27 of the 30 and wrongly on 3 of the 123 (5-fold cross-validation:
-# 0.90 and 0.065). See README, "Abstention".
-CONFIDENCE_WEIGHTS = {
-    "similarity": 7.0,
-    "overlap": 0.1,
-    "fits": 4.8,
-    "unknown_terms": -0.4,
-    "unknown_name": -2.6,
-}
-CONFIDENCE_BIAS = -6.9
+MODEL_PATH = Path(__file__).with_name("answer_model.json")
 # A name (a capitalised word after the first) or a number in the question.
 _NAME = re.compile(r"(?<=[\s\"“(])[A-Z][\w-]*|\b\d+\b")
+CONFIDENCE_FEATURES = (
+    "similarity",
+    "overlap",
+    "fits",
+    "unknown_terms",
+    "unknown_name",
+    "window_coverage",
+    "window_missing_names",
+    "rarest_missing",
+    "margin",
+    "span",
+    "hit_score",
+)
+"""What the confidence is a logistic model of, all about the question and its evidence:
+the best sentence's cosine, its share of the question's terms and whether it can hold the
+kind of answer asked for; the share of question terms the corpus never uses and whether
+the question names something it never mentions; the share of the question's terms, and of
+its names and numbers, found in the passage of the best sentence, and how rare the rarest
+missing term is; the best sentence's lead over the best sentence of another passage; the
+short answer's span probability; the best passage's score."""
 
 
-def confidence_of(best: ScoredSentence, unknown_terms: float, unknown_name: bool) -> float:
-    """A 0..1 confidence that the best sentence answers the question.
+class AnswerModelError(DocqaError):
+    """answer_model.json is missing or does not match the features of this version."""
 
-    From its similarity, its share of the question's terms and whether it holds the kind
-    of answer asked for; lowered by the share of question terms the corpus never uses
-    and by a name or number in the question that the corpus never mentions ("Sweden",
-    "2022"): a question about things the document never names is not answered by it.
-    """
-    features = {
-        "similarity": best.similarity,
-        "overlap": best.overlap,
-        "fits": float(best.fits),
-        "unknown_terms": unknown_terms,
-        "unknown_name": float(unknown_name),
-    }
-    z = CONFIDENCE_BIAS + sum(CONFIDENCE_WEIGHTS[name] * value for name, value in features.items())
-    return 1.0 / (1.0 + math.exp(-z))
+
+@dataclass(frozen=True)
+class AnswerModel:
+    """The fitted weights: the span scorer and the confidence (logistic) model."""
+
+    version: int
+    span_weights: tuple[float, ...]
+    span_bias: float
+    confidence_weights: tuple[float, ...]
+    confidence_bias: float
+
+    @classmethod
+    def from_json(cls, record: dict[str, object]) -> AnswerModel:
+        """The model from its JSON record; refuses a record made for other features."""
+        span, confidence = record.get("span"), record.get("confidence")
+        if not isinstance(span, dict) or not isinstance(confidence, dict):
+            raise AnswerModelError("answer model has no span or confidence part")
+        if list(span.get("features", [])) != list(spans.FEATURES) or list(
+            confidence.get("features", [])
+        ) != list(CONFIDENCE_FEATURES):
+            raise AnswerModelError(
+                "answer model was fitted on other features: run scripts/fit_answer_model.py"
+            )
+        return cls(
+            int(record.get("version", 0)),  # type: ignore[call-overload]
+            tuple(float(w) for w in span["weights"]),
+            float(span["bias"]),
+            tuple(float(w) for w in confidence["weights"]),
+            float(confidence["bias"]),
+        )
+
+
+@lru_cache(maxsize=1)
+def default_model() -> AnswerModel:
+    """The model shipped in answer_model.json."""
+    try:
+        record = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise AnswerModelError(f"cannot read {MODEL_PATH}: {error}") from error
+    return AnswerModel.from_json(record)
+
+
+@dataclass(frozen=True)
+class Composed:
+    """What answering makes of a retrieval."""
+
+    text: str
+    answered: bool
+    confidence: float
+    citations: list[Citation]
+    short_answer: str | None = None
+
+
+def logistic(z: float) -> float:
+    """The logistic function, safe for large |z|."""
+    return 1.0 / (1.0 + math.exp(-max(-60.0, min(60.0, z))))
+
+
+def confidence_of(features: tuple[float, ...], model: AnswerModel) -> float:
+    """A 0..1 confidence that the evidence answers the question."""
+    z = model.confidence_bias + sum(
+        w * x for w, x in zip(model.confidence_weights, features, strict=True)
+    )
+    return logistic(z)
 
 
 def unknown_share(index: Index, weights: dict[str, float]) -> float:
@@ -117,19 +187,79 @@ def make_citations(
     return citations
 
 
+def passage_terms(index: Index, row: int) -> frozenset[str]:
+    """Every BM25 term of a chunk, its section title included."""
+    return frozenset().union(*index.sentence_terms(row))
+
+
+def confidence_features(
+    index: Index,
+    retrieval: Retrieval,
+    question: str,
+    best: ScoredSentence,
+    span_probability: float,
+) -> tuple[float, ...]:
+    """The features of CONFIDENCE_FEATURES, in that order."""
+    weights = retrieval.term_weights
+    total = sum(weights.values()) or 1.0
+    window = passage_terms(index, best.row)
+    missing = [w for t, w in weights.items() if t not in window]
+    names = [tokenize([name])[0] for name in _NAME.findall(question)]
+    names = [n for n in names if n]
+    missing_names = (
+        sum(not any(t in window for t in n) for n in names) / len(names) if names else 0.0
+    )
+    ceiling = math.log(1.0 + (len(index.chunks) + 0.5) / 0.5)
+    other = next((s.score for s in retrieval.sentences if s.row != best.row), 0.0)
+    return (
+        best.similarity,
+        best.overlap,
+        float(best.fits),
+        unknown_share(index, weights),
+        float(names_unknown_thing(index, question)),
+        1.0 - sum(missing) / total,
+        missing_names,
+        max(missing, default=0.0) / ceiling,
+        best.score - other,
+        span_probability,
+        retrieval.hits[0].score if retrieval.hits else 0.0,
+    )
+
+
+def best_span(
+    index: Index, question: str, chosen: list[ScoredSentence], model: AnswerModel
+) -> tuple[str | None, float]:
+    """The best-scoring candidate span of the chosen sentences and its probability."""
+    expectation = expectation_of(question)
+    stems = spans.question_stems(question)
+    best_text, best_score = None, -math.inf
+    for sentence in chosen:
+        text = index.chunks[sentence.row].text[sentence.start : sentence.end]
+        for candidate in spans.candidates(text, stems, expectation):
+            value = spans.score(candidate, model.span_weights, model.span_bias)
+            if value > best_score:
+                best_text, best_score = text[candidate.start : candidate.end], value
+    return best_text, (logistic(best_score) if best_text is not None else 0.0)
+
+
 def compose_answer(
-    index: Index, retrieval: Retrieval, question: str, settings: Settings
-) -> tuple[str, bool, float, list[Citation]]:
-    """The short answer text, whether it answers, its confidence and its citations."""
+    index: Index,
+    retrieval: Retrieval,
+    question: str,
+    settings: Settings,
+    model: AnswerModel | None = None,
+) -> Composed:
+    """The evidence sentences, the short answer, whether it answers, and the citations."""
+    model = model or default_model()
     rows = {index.row_of[hit.chunk.id] for hit in retrieval.hits[:ANSWER_HITS]}
     chosen = select_sentences(retrieval.sentences, rows, settings.answer_max_chars)
     if not chosen:
-        return NOT_COVERED, False, 0.0, []
+        return Composed(NOT_COVERED, False, 0.0, [])
     best = max(chosen, key=lambda s: s.score)
-    confidence = confidence_of(
-        best, unknown_share(index, retrieval.term_weights), names_unknown_thing(index, question)
-    )
+    short, probability = best_span(index, question, chosen, model)
+    features = confidence_features(index, retrieval, question, best, probability)
+    confidence = confidence_of(features, model)
     if confidence < settings.abstain_below:
-        return NOT_COVERED, False, confidence, []
+        return Composed(NOT_COVERED, False, confidence, [])
     citations = make_citations(index, retrieval, chosen)
-    return " ".join(c.text for c in citations), True, confidence, citations
+    return Composed(" ".join(c.text for c in citations), True, confidence, citations, short)

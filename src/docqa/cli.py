@@ -139,9 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="worker processes sharing the port (default 1; more need DOCQA_REDIS_URL)",
     )
 
-    evaluate = add_command("eval", help="score retrieval and answers on the evaluation set")
+    evaluate = add_command(
+        "eval", help="score retrieval, answers and abstention on the brief's and public sets"
+    )
     evaluate.add_argument(
-        "--set", dest="set_path", default="eval/questions.jsonl", help="JSONL set"
+        "--set",
+        dest="sets",
+        action="append",
+        default=None,
+        help="brief, squad2, quac or a JSONL set in the brief's format; repeat for several "
+        "(default: brief, squad2 and quac)",
     )
     evaluate.add_argument("--k", type=_k, default=10, help="passages retrieved per question")
     evaluate.add_argument("--json", action="store_true", help="print the metrics as JSON")

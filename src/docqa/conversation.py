@@ -77,7 +77,12 @@ def topic_terms(question: str) -> str:
 def resolve_query(question: str, history: list[Turn]) -> Query:
     """The query for a question: a follow-up carries the subject of the last
     self-contained question and the passages the previous answer cited."""
-    if not is_follow_up(question, history):
+    if not history:
         return Query(question, True)
+    if not is_follow_up(question, history):
+        # The passages of the last answer stay a prior (a bonus, not a filter): a
+        # conversation about one document goes on in it whether or not a pronoun says so,
+        # and a question about something else still finds it elsewhere.
+        return Query(question, True, frozenset(history[-1].chunk_ids))
     topic = next((t.question for t in reversed(history) if t.standalone), history[-1].question)
     return Query(f"{question} {topic_terms(topic)}", False, frozenset(history[-1].chunk_ids))

@@ -23,11 +23,13 @@ def terminal_columns() -> int | None:
 
 
 def format_answer(answer: Answer, columns: int | None = None, weak: Collection[int] = ()) -> str:
-    """The answer for a person: the text, then numbered sources with section and score, each
+    """The answer for a person: the short answer when there is one, the evidence text under
+    it, then numbered sources with section and score, each
     with the passage around its cited sentence; `weak` ranks are marked as weak matches and
     shown without a passage. Lines are wrapped to `columns` when given."""
     spans = cited_spans(answer)
-    lines = [*wrap(answer.text, columns), "", "Sources:"]
+    lines = [f"Answer: {answer.short_answer}", ""] if answer.short_answer else []
+    lines += [*wrap(answer.text, columns), "", "Sources:"]
     for hit in answer.hits:
         marker = "*" if hit.rank in spans else " "
         page = f"p. {hit.chunk.page}, " if hit.chunk.page is not None else ""

@@ -125,21 +125,20 @@ class Engine:
             only,
         )
         clock = time.perf_counter()
-        text, answered, confidence, citations = compose_answer(
-            self.index, retrieval, question, self.settings
-        )
+        composed = compose_answer(self.index, retrieval, question, self.settings)
         timings = dict(retrieval.timings_ms)
         timings["answer"] = (time.perf_counter() - clock) * 1000.0
         timings["total"] = (time.perf_counter() - started) * 1000.0
         return Answer(
             question,
-            text,
-            answered,
-            round(confidence, 4),
+            composed.text,
+            composed.answered,
+            round(composed.confidence, 4),
             tuple(retrieval.hits),
-            tuple(citations),
+            tuple(composed.citations),
             {name: round(ms, 3) for name, ms in timings.items()},
             query.text,
+            composed.short_answer,
         )
 
 
@@ -162,6 +161,7 @@ def answer_json(answer: Answer) -> dict[str, Any]:
     """The answer in the documented JSON shape (shared by `ask --json` and the API)."""
     return {
         "question": answer.question,
+        "short_answer": answer.short_answer,
         "answer": answer.text,
         "answered": answer.answered,
         "confidence": answer.confidence,

@@ -93,6 +93,9 @@ class Answer:
     timings_ms: dict[str, float]
     query: str = ""
     """The query actually searched (differs from `question` for follow-ups)."""
+    short_answer: str | None = None
+    """The span of the evidence that answers (a date, number, name or phrase), or None when
+    abstaining or when no span can be singled out."""
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,7 @@ scores then pick the answer.
 
 from __future__ import annotations
 
-import functools
 import math
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +21,7 @@ import numpy as np
 from docqa.config import Settings
 from docqa.embedding import Embedder
 from docqa.index import Index, tokenize
+from docqa.kinds import Expectation, expectation_of, fits_answer_type, spells_out
 from docqa.models import Hit
 
 # Weights chosen by a grid over the evaluation set (README, "How the defaults were chosen"):
@@ -36,45 +35,6 @@ DEFINITION_BONUS = 0.1
 CARRY_BONUS = 0.15
 """Added to chunks cited in the previous turn of a conversation."""
 MAX_SCORE = 1.0 + OVERLAP_WEIGHT + CARRY_BONUS
-
-_YEAR = re.compile(r"\b(1[89]\d\d|20\d\d)s?\b|\b(decade|century|millennium)\b", re.IGNORECASE)
-_MONTH = re.compile(
-    r"\b(January|February|March|April|May|June|July|August|September|October|November|December)\b"
-)
-_QUANTITY = re.compile(
-    r"\b(?!(1[89]|20)\d\d\b)\d[\d,.]*\b|\b(one|two|three|four|five|six|seven|eight|nine|ten|"
-    r"eleven|twelve|twenty|thirty|forty|fifty|hundred|thousand|million|billion|dozen|"
-    r"percent)\b",
-    re.IGNORECASE,
-)
-_ASKS_DATE = re.compile(
-    r"(^|[,;:]\s*)(and |so |but )?when\b|\bwhen (did|was|were|is|will|does|do|had|has)\b|"
-    r"\b(what|which|in what|in which) (year|date|month|decade|century)\b|\bsince when\b",
-    re.I,
-)
-_ASKS_QUANTITY = re.compile(
-    r"\b(how many|how much|what number of|what percentage|what share)\b", re.I
-)
-_ASKS_COUNT_OF = re.compile(
-    r"\bhow many ((?:(?!(?:of|did|does|do|were|are|was|is|have|has|had|will|can|could|would)\b)"
-    r"[a-z-]+\s*){1,3})",
-    re.I,
-)
-_ASKS_MONEY = re.compile(
-    r"\bhow much (money|funding|does|did|will)\b|\b(cost|budget|funding)\b", re.I
-)
-_MONEY = re.compile(r"[€$£]|\b(euros?|dollars?|million|billion)\b", re.I)
-_ASKS_AGE = re.compile(r"\bhow old\b|\bwhat age\b|\bat what age\b", re.I)
-_AGE = re.compile(r"\b\d+[- ]years?\b|\baged? \d+", re.I)
-_ASKS_DEFINITION = re.compile(
-    r"\b(stand for|stands for|acronym|abbreviation)\b|"
-    r"^\s*(what|wat|who)\s*('s|s|\s+is|\s+are|\s+was|\s+were)\s+(the\s+|an?\s+)?[\w-]+(\s+[\w-]+)?\s*\??\s*$|"
-    r"^\s*(tell me about|explain|describe)\b",
-    re.I,
-)
-_PARENTHESIS = re.compile(r"\(([^()]{2,80})\)")
-_ASKS_PLACE = re.compile(r"^\s*where\b|\bin (what|which) (city|country|place|region)\b", re.I)
-_PLACE = re.compile(r"\b(?:in|at|near)\s+(?:the\s+)?([A-Z][\w-]*)")
 
 
 @dataclass
@@ -164,86 +124,6 @@ def term_weights(index: Index, tokens: list[str]) -> dict[str, float]:
         df = int(frequencies[column]) if column is not None and column < len(frequencies) else 0
         weights[token] = math.log(1.0 + (total - df + 0.5) / (df + 0.5))
     return weights
-
-
-@dataclass(frozen=True)
-class Expectation:
-    """The kind of answer a question asks for, read from its wording once per query."""
-
-    kind: str = ""
-    """age | date | money | quantity | place | definition, or "" when anything may answer."""
-    counted: frozenset[str] = frozenset()
-    """For 'how many X': the stems of the (up to three) words after 'how many', one of
-    which is the thing counted ("how many joint measures accompanied...")."""
-    named: frozenset[str] = frozenset()
-    """The lowercase words of the question: an answer brings something else."""
-
-
-def expectation_of(question: str) -> Expectation:
-    """Read the expected kind of answer from the question's wording."""
-    named = frozenset(w.lower() for w in re.findall(r"[\w-]+", question))
-    if _ASKS_AGE.search(question):
-        return Expectation("age", named=named)
-    if _ASKS_DATE.search(question):
-        return Expectation("date", named=named)
-    if _ASKS_MONEY.search(question):
-        return Expectation("money", named=named)
-    if _ASKS_QUANTITY.search(question):
-        asked = _ASKS_COUNT_OF.search(question)
-        counted = frozenset(tokenize([asked.group(1)])[0]) if asked else frozenset()
-        return Expectation("quantity", counted, named)
-    if _ASKS_PLACE.search(question):
-        return Expectation("place", named=named)
-    if _ASKS_DEFINITION.search(question):
-        return Expectation("definition", named=named)
-    return Expectation(named=named)
-
-
-def fits_answer_type(expectation: Expectation, sentence: str) -> bool:
-    """Whether a sentence can hold the kind of answer asked for: a date for 'when', a
-    quantity for 'how many' (next to the thing counted, when the sentence names it), an
-    amount for 'how much money', a place for 'where', an age for 'how old'."""
-    kind = expectation.kind
-    if kind in ("", "definition"):
-        return True
-    if kind == "place":
-        return any(m.group(1).lower() not in expectation.named for m in _PLACE.finditer(sentence))
-    if not mentions(kind, sentence):
-        return False
-    return kind != "quantity" or counts_thing(expectation.counted, sentence)
-
-
-@functools.lru_cache(maxsize=1 << 16)
-def mentions(kind: str, sentence: str) -> bool:
-    """Whether a sentence holds a date, an amount of money, an age or a quantity (cached:
-    the same sentences come back query after query)."""
-    if kind == "date":
-        return bool(_YEAR.search(sentence) or _MONTH.search(sentence))
-    pattern = {"money": _MONEY, "age": _AGE, "quantity": _QUANTITY}[kind]
-    return bool(pattern.search(sentence))
-
-
-def spells_out(expectation: Expectation, sentence: str) -> bool:
-    """Whether the sentence defines a term of the question: "Long Name (TERM)" or
-    "TERM (Long Name)"."""
-    for match in _PARENTHESIS.finditer(sentence):
-        inside = set(re.findall(r"[\w-]+", match.group(1).lower()))
-        before = re.findall(r"[\w-]+", sentence[max(0, match.start() - 24) : match.start()].lower())
-        if (inside | set(before[-2:])) & expectation.named:
-            return True
-    return False
-
-
-def counts_thing(counted: frozenset[str], sentence: str) -> bool:
-    """A quantity right before the counted noun, if the sentence names that noun."""
-    if not counted:
-        return True
-    words = re.findall(r"[\w,.]+", sentence)
-    stems = [stem[0] if stem else "" for stem in tokenize(words)]
-    places = [i for i, stem in enumerate(stems) if stem in counted]
-    if not places:
-        return True
-    return any(_QUANTITY.fullmatch(w) for i in places for w in words[max(0, i - 4) : i])
 
 
 def score_sentences(

@@ -89,6 +89,10 @@ class ChatResponse(BaseModel):
     """The answer to one message and the passages it rests on."""
 
     conversation_id: str = Field(description="Send it back with the next message to follow up.")
+    short_answer: str | None = Field(
+        description="The span of the evidence that answers (a date, number, name or phrase); "
+        "null when not answered or when no span can be singled out."
+    )
     answer: str = Field(
         description="Sentences quoted from the document, or a notice that it does not say."
     )

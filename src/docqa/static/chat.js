@@ -20,6 +20,7 @@
  *     .error                  an error bubble; data-status="<http status>|network|timeout"
  *     .notice                 an informational line (e.g. "conversation expired, new one started")
  *   .thinking                 the "thinking" indicator bubble, present only while waiting
+ *   .short-answer             the short answer (a date, name, number...), when there is one
  *   .answer-text              the answer sentence(s)
  *   a.cite[data-rank]         citation marker "[n]" inside .answer-text, href="#<source id>"
  *   .confidence[data-level]   confidence indicator, level "high|medium|low"
@@ -523,6 +524,10 @@
     if (!answered) {
       const head = el('p', 'not-covered-label', 'Not covered by your documents');
       bubble.appendChild(head);
+    }
+    if (answered && data.short_answer) {
+      // The short answer first, the evidence sentence(s) under it.
+      bubble.appendChild(el('p', 'short-answer', String(data.short_answer)));
     }
     bubble.appendChild(renderAnswerText(answer, cites, idPrefix, sourceRanks));
     if (answered) bubble.appendChild(renderConfidence(data.confidence));
