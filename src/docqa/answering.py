@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
+
 from docqa import spans
 from docqa.chunking import map_to_document
 from docqa.config import Settings
@@ -232,14 +234,18 @@ def best_span(
     """The best-scoring candidate span of the chosen sentences and its probability."""
     expectation = expectation_of(question)
     stems = spans.question_stems(question)
-    best_text, best_score = None, -math.inf
+    asked = spans.question_word(question)
+    texts, rows = [], []
     for sentence in chosen:
         text = index.chunks[sentence.row].text[sentence.start : sentence.end]
-        for candidate in spans.candidates(text, stems, expectation):
-            value = spans.score(candidate, model.span_weights, model.span_bias)
-            if value > best_score:
-                best_text, best_score = text[candidate.start : candidate.end], value
-    return best_text, (logistic(best_score) if best_text is not None else 0.0)
+        for candidate in spans.candidates(text, stems, expectation, asked):
+            texts.append(text[candidate.start : candidate.end])
+            rows.append(candidate.features)
+    if not texts:
+        return None, 0.0
+    scores = np.array(rows) @ np.array(model.span_weights) + model.span_bias
+    best = int(np.argmax(scores))
+    return texts[best], logistic(float(scores[best]))
 
 
 def compose_answer(

@@ -28,7 +28,7 @@ _STOP = frozenset(
 _PREPOSITIONS = frozenset("in on at by from of to for as than since until during near".split())
 _COPULAS = frozenset("is are was were called named known as became include includes".split())
 _BOUNDARY = frozenset(",;:()\"“”'.")
-FEATURES = (
+BASE_FEATURES = (
     "length_1",
     "length_2",
     "length_3",
@@ -50,6 +50,40 @@ FEATURES = (
     "after_question_words",
     "before_question_words",
     "only_kind_match",
+    "distance_1",
+    "distance_2",
+    "distance_3_5",
+    "distance_6_10",
+    "whole_run",
+    "ends_like_verb",
+    "after_stop_word",
+)
+SHAPES = (
+    "capitalised",
+    "has_digit",
+    "length_1",
+    "length_2",
+    "length_3",
+    "length_4_up",
+    "whole_run",
+)
+"""Span shapes crossed with the question word: "who" wants a capitalised name, "how many" a
+number, "why" a longer phrase. A linear model needs the product spelled out."""
+QUESTION_WORDS = (
+    "what",
+    "which",
+    "who",
+    "when",
+    "where",
+    "why",
+    "how many",
+    "how much",
+    "how",
+    "other",
+)
+FEATURES = BASE_FEATURES + tuple(f"{wh}:{shape}" for wh in QUESTION_WORDS for shape in SHAPES)
+_ASKED_BY = re.compile(
+    r"\b(how many|how much|what|which|who|whom|whose|when|where|why|how)\b", re.I
 )
 
 
@@ -84,8 +118,17 @@ def tokens_of(text: str) -> list[Token]:
     ]
 
 
+def question_word(question: str) -> str:
+    """The question word that asks (one of QUESTION_WORDS)."""
+    match = _ASKED_BY.search(question)
+    if match is None:
+        return "other"
+    word = match.group(1).lower()
+    return "who" if word in ("whom", "whose") else word
+
+
 def candidates(
-    text: str, question_stems: frozenset[str], expectation: Expectation
+    text: str, question_stems: frozenset[str], expectation: Expectation, asked: str = "other"
 ) -> list[Candidate]:
     """Every span of up to MAX_SPAN_TOKENS words that neither starts nor ends with a stop
     word or punctuation, with its features."""
@@ -111,6 +154,7 @@ def candidates(
             features = _features(
                 tokens, words, in_question, anchors, inside, first, last, span, expectation
             )
+            features += _crossed(asked, features)
             result.append(Candidate(first, last, token.start, tokens[last].end, features))
     return result
 
@@ -144,6 +188,8 @@ def _features(
     before = words[first - 1] if first > 0 else ""
     after = tokens[last + 1].text if last + 1 < len(tokens) else "."
     capitals = sum(tokens[i].text[:1].isupper() for i in range(first, last + 1)) / length
+    opens_run = first == 0 or words[first - 1] in _STOP or not tokens[first - 1].text[0].isalnum()
+    closes_run = last + 1 >= len(tokens) or words[last + 1] in _STOP or not after[0].isalnum()
     return (
         float(length == 1),
         float(length == 2),
@@ -166,7 +212,34 @@ def _features(
         float(first > 0 and in_question[first - 1]),
         float(following),
         float(match is True and length <= 4),
+        float(distance == 1),
+        float(distance == 2),
+        float(3 <= distance <= 5),
+        float(6 <= distance <= 10),
+        float(opens_run and closes_run),
+        float(words[last].endswith(("ing", "ed", "ly"))),
+        float(before in _STOP),
     )
+
+
+_SHAPE_AT = {name: i for i, name in enumerate(BASE_FEATURES)}
+_LONG = (_SHAPE_AT["length_4_5"], _SHAPE_AT["length_6_up"])
+
+
+def _crossed(asked: str, base: tuple[float, ...]) -> tuple[float, ...]:
+    """The SHAPES of a span in the slot of the question word that asked, zeros elsewhere."""
+    shape = (
+        base[_SHAPE_AT["capitalised"]],
+        base[_SHAPE_AT["has_digit"]],
+        base[_SHAPE_AT["length_1"]],
+        base[_SHAPE_AT["length_2"]],
+        base[_SHAPE_AT["length_3"]],
+        base[_LONG[0]] + base[_LONG[1]],
+        base[_SHAPE_AT["whole_run"]],
+    )
+    slot = QUESTION_WORDS.index(asked)
+    blank = (0.0,) * len(SHAPES)
+    return blank * slot + shape + blank * (len(QUESTION_WORDS) - slot - 1)
 
 
 def _kind_match(expectation: Expectation, span: str) -> bool | None:
