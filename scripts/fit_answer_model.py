@@ -242,6 +242,17 @@ def main() -> int:
         print(name, json.dumps(figures))
     if options.dry_run:
         return 0
+    spread = np.vstack([with_span(s, pick(s, span_weights, span_bias)[1]) for s in samples]).std(
+        axis=0
+    )
+    # Weight x standard deviation: how far one typical change of a feature moves the logit.
+    carried = {
+        name: round(float(w * sd), 3)
+        for name, w, sd in sorted(
+            zip(CONFIDENCE_FEATURES, weights, spread, strict=True), key=lambda t: -abs(t[1] * t[2])
+        )
+    }
+    print("confidence weight x spread:", json.dumps(carried))
     record = {
         "version": VERSION,
         "command": "python scripts/fit_answer_model.py",
@@ -260,6 +271,7 @@ def main() -> int:
             "weights": [round(float(w), 5) for w in weights],
             "bias": round(bias - FINAL_CUT[0], 5),
             "cut_logit": round(FINAL_CUT[0], 5),
+            "weight_times_spread": carried,
         },
     }
     temporary = MODEL_PATH.with_suffix(".tmp")

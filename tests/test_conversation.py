@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from docqa.conversation import (
     Query,
     Turn,
@@ -80,3 +82,12 @@ def test_turn_from_a_follow_up_answer_is_not_standalone() -> None:
         "When did it operate?", "x", True, 0.9, (), (), {}, "When did it operate? EUPOL"
     )
     assert Turn.from_answer(answer).standalone is False
+
+
+ELLIPTIC = ["and?", "What else?", "why?", "Anything else?", "Tell me more"]
+
+
+@pytest.mark.parametrize("question", ELLIPTIC)
+def test_an_elliptic_turn_continues_from_the_last_subject(question: str) -> None:
+    assert is_follow_up(question, [EUPOL])
+    assert resolve_query(question, [EUPOL]).text == f"{question} EUPOL"

@@ -24,7 +24,9 @@ _CONTENT = re.compile(r"[A-Za-z][A-Za-z-]{2,}|\d+")
 _QUESTION_WORDS = frozenset(
     "what when where which who whom whose why how does did do was were is are has have "
     "had can could would should will the and about tell more also then many much wat whats "
-    "me please explain describe know give for from with into".split()
+    "me please explain describe know give for from with into "
+    # Elliptic turns ("what else?", "anything else?") name nothing of their own either.
+    "else anything something other".split()
 )
 
 
