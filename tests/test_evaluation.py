@@ -5,6 +5,7 @@ under test.
 """
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ from docqa.evaluation import (
     write_report,
     write_text_atomic,
 )
+from docqa.evaluation.metrics import weak_match_rates
 from docqa.models import Answer, Chunk, Document, Hit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -455,3 +457,17 @@ def test_the_public_dialogues_chain_each_turn_to_the_one_before() -> None:
     first, second = quac.questions[0], quac.questions[1]
     assert first.follow_up_of is None and second.follow_up_of == first.id
     assert sum(not q.answerable for q in quac.questions) == 5
+
+
+def test_weak_match_rates_count_the_relevant_passage_and_the_others() -> None:
+    five = (100,) * 5
+    outcomes = [
+        replace(outcome("a", rank=1, passage_chars=five), weak_ranks=(4, 5)),
+        replace(outcome("b", rank=2, passage_chars=five), weak_ranks=(2, 3)),
+        replace(outcome("c", rank=None, passage_chars=five), weak_ranks=(1,)),
+    ]
+
+    rates = weak_match_rates(outcomes)
+
+    assert rates["weak_relevant"] == 0.5  # b's passage with the answer is marked, a's is not
+    assert rates["weak_other_sources"] == 4 / 13  # 4 + 4 + 5 other sources; 2 + 1 + 1 marked

@@ -36,6 +36,8 @@ class Outcome:
     short_answer: str | None = None
     golds: tuple[str, ...] = ()
     document: str = ""
+    weak_ranks: tuple[int, ...] = ()
+    """Ranks among the first 5 sources that are shown as weak matches (retrieval.weak_hits)."""
 
 
 @dataclass
@@ -162,12 +164,26 @@ def summarise(outcomes: list[Outcome]) -> dict[str, float]:
             for o in follow_ups
         ),
         "mean_passage_chars": _mean(c for o in outcomes for c in o.passage_chars),
+        **weak_match_rates(answerable),
     }
     for stage in STAGES:
         values = [o.timings_ms.get(stage, 0.0) for o in outcomes]
         metrics[f"{stage}_ms_p50"] = float(np.percentile(values, 50)) if values else 0.0
         metrics[f"{stage}_ms_p95"] = float(np.percentile(values, 95)) if values else 0.0
     return {name: round(value, 4) for name, value in metrics.items()}
+
+
+def weak_match_rates(answerable: list[Outcome]) -> dict[str, float]:
+    """How the weak-match mark (under half the best score) falls on the first 5 sources of
+    answerable questions: the share of questions whose passage holding the answer is marked
+    (it should be none), and the share of their other sources that are."""
+    shown = [o for o in answerable if o.rank is not None and o.rank <= 5]
+    others = sum(len(o.passage_chars) - (o.rank is not None and o.rank <= 5) for o in answerable)
+    weak_others = sum(len(o.weak_ranks) - (o.rank in o.weak_ranks) for o in answerable)
+    return {
+        "weak_relevant": _share(o.rank in o.weak_ranks for o in shown),
+        "weak_other_sources": weak_others / others if others else 0.0,
+    }
 
 
 def summarise_by_kind(outcomes: list[Outcome]) -> dict[str, dict[str, float | None]]:

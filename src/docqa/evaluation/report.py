@@ -54,6 +54,7 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
 def metrics_table(metrics: dict[str, float], baseline: dict[str, float] | None = None) -> str:
     """The quality metrics, with the baseline and the change beside them when given."""
     names = [*QUALITY_METRICS, "squad2_em", "squad2_f1", "mean_passage_chars"]
+    names += ["weak_relevant", "weak_other_sources"]
     if baseline is None:
         return markdown_table(["metric", "value"], [[n, number(metrics[n])] for n in names])
     rows = []

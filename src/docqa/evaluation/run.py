@@ -11,6 +11,7 @@ from docqa.engine import Engine
 from docqa.evaluation.metrics import Outcome, Report, summarise, summarise_by_kind
 from docqa.evaluation.sets import EvaluationSet, Question, relevant_rank
 from docqa.models import Answer
+from docqa.retrieval import weak_hits
 
 Progress = Callable[[list[Question]], Iterable[Question]]
 
@@ -89,4 +90,5 @@ def outcome_of(question: Question, answer: Answer, rank: int | None) -> Outcome:
         answer.short_answer,
         question.golds,
         question.document,
+        tuple(sorted(weak_hits(list(answer.hits[:5])))),
     )
