@@ -271,6 +271,14 @@ def test_an_index_folder_that_is_a_file_is_one_clear_error(settings: Settings) -
         update_index(settings)
 
 
+def test_opening_an_index_folder_that_is_a_file_says_only_that(settings: Settings) -> None:
+    settings.index_dir.write_text("not a folder", "utf-8")
+    messages: list[str] = []
+    with pytest.raises(IndexBuildError, match=r"index folder .* is a file, not a folder"):
+        open_index(settings, messages.append)
+    assert messages == []
+
+
 def _deny_lock(monkeypatch: pytest.MonkeyPatch) -> None:
     """Opening the lock file fails as in a read-only index folder (tests may run as root)."""
     import builtins

@@ -388,6 +388,8 @@ def open_index(settings: Settings, notify: Notify | None = None, progress: Any =
     """
     from docqa.indexing import IndexBuildError, update_index
 
+    if settings.index_dir.exists() and not settings.index_dir.is_dir():
+        raise IndexBuildError(f"index folder {settings.index_dir} is a file, not a folder")
     try:
         return load_build(check_index(settings))
     except (IndexError_, CorpusError) as problem:
