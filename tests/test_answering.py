@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from docqa import spans
@@ -13,6 +15,7 @@ from docqa.answering import (
     compose_answer,
     confidence_of,
     default_model,
+    load_model,
     names_unknown_thing,
     select_sentences,
 )
@@ -137,3 +140,23 @@ def test_weak_evidence_gives_the_not_covered_answer_without_citations() -> None:
 def test_the_abstention_threshold_is_a_setting(threshold: float) -> None:
     composed = answer_for([0, 1, 0, 0], "When did EUPOL operate?", abstain_below=threshold)
     assert composed.answered is (threshold == 0.0)
+
+
+def test_an_unreadable_model_file_is_named_with_the_way_to_fix_it(tmp_path: Path) -> None:
+    path = tmp_path / "answer_model.json"
+    path.write_text('{"span": ', encoding="utf-8")
+    with pytest.raises(AnswerModelError, match=r"cannot read the answer model .*fit_answer_model"):
+        load_model(path)
+
+
+def test_a_model_with_a_weight_missing_is_refused() -> None:
+    record = {
+        "span": {"features": list(spans.FEATURES), "weights": [0.0], "bias": 0.0},
+        "confidence": {
+            "features": list(CONFIDENCE_FEATURES),
+            "weights": [0.0] * len(CONFIDENCE_FEATURES),
+            "bias": 0.0,
+        },
+    }
+    with pytest.raises(AnswerModelError, match="one weight per feature"):
+        AnswerModel.from_json(record)

@@ -80,23 +80,41 @@ class AnswerModel:
             raise AnswerModelError(
                 "answer model was fitted on other features: run scripts/fit_answer_model.py"
             )
-        return cls(
-            int(record.get("version", 0)),  # type: ignore[call-overload]
-            tuple(float(w) for w in span["weights"]),
-            float(span["bias"]),
-            tuple(float(w) for w in confidence["weights"]),
-            float(confidence["bias"]),
-        )
+        try:
+            model = cls(
+                int(record.get("version", 0)),  # type: ignore[call-overload]
+                tuple(float(w) for w in span["weights"]),
+                float(span["bias"]),
+                tuple(float(w) for w in confidence["weights"]),
+                float(confidence["bias"]),
+            )
+        except (KeyError, TypeError, ValueError) as error:
+            raise AnswerModelError(f"answer model has a malformed weight ({error!r})") from error
+        if len(model.span_weights) != len(spans.FEATURES) or len(model.confidence_weights) != len(
+            CONFIDENCE_FEATURES
+        ):
+            raise AnswerModelError("answer model has one weight per feature missing or extra")
+        return model
+
+
+def load_model(path: Path) -> AnswerModel:
+    """The model stored at `path`; AnswerModelError names what is wrong with it."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as error:
+        raise AnswerModelError(
+            f"cannot read the answer model {path}: {error} (reinstall docqa, or rewrite it "
+            "with scripts/fit_answer_model.py)"
+        ) from error
+    if not isinstance(record, dict):
+        raise AnswerModelError(f"the answer model {path} is not a JSON object")
+    return AnswerModel.from_json(record)
 
 
 @lru_cache(maxsize=1)
 def default_model() -> AnswerModel:
-    """The model shipped in answer_model.json."""
-    try:
-        record = json.loads(MODEL_PATH.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as error:
-        raise AnswerModelError(f"cannot read {MODEL_PATH}: {error}") from error
-    return AnswerModel.from_json(record)
+    """The model shipped in answer_model.json (read once)."""
+    return load_model(MODEL_PATH)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from docqa.answering import compose_answer
+from docqa.answering import compose_answer, default_model
 from docqa.config import Settings
 from docqa.conversation import Turn, resolve_query
 from docqa.embedding import Embedder
@@ -51,6 +51,7 @@ class Engine:
         # Queries come one at a time: OpenMP threads only add synchronisation to a single
         # search (`docqa bench`: flat search over 20k vectors 2.1 ms on 1 thread, 7.6 on 2).
         faiss.omp_set_num_threads(1)
+        default_model()  # a damaged answer model is reported now, not on the first question
         if embedder is None:
             embedder = OnnxEmbedder(
                 index.path / "encoder", intra_op_num_threads=settings.encoder_threads
