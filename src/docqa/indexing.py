@@ -13,6 +13,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,10 @@ Progress = Callable[[str, int, int], None]
 embedding sentences."""
 EMBED_BATCH = 64
 """Texts embedded per call; progress is reported per batch."""
+EMBED_THREADS = os.cpu_count() or 1
+"""Batches embedded at once, each on one onnxruntime thread that sleeps when idle. Calls of
+one thread each in parallel used both cores, where one call on onnxruntime's own thread
+pool kept the wall time at the CPU time on the benchmark book (`docqa bench --parts indexing`)."""
 ENCODER_BATCH = 8
 """Texts per onnxruntime run when indexing: on length-sorted texts of the 411 KB benchmark
 book, batches of 8 took 15-20 % less CPU than 32 (sentences 2.2 against 2.7 s, passages
@@ -118,16 +123,32 @@ def build_lock(index_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def passage_embedder(encoder: Path) -> Any:
+    """The embedder of an index build: one onnxruntime thread per call, so that `embed_all`
+    can run a call on every core at once."""
+    from docqa import embedding
+
+    return embedding.OnnxEmbedder(
+        encoder, batch_size=ENCODER_BATCH, intra_op_num_threads=1, spinning=False
+    )
+
+
 def embed_all(embedder: Any, texts: list[str], progress: Progress | None, stage: str) -> np.ndarray:
-    """Embed texts in batches of similar length (longest first), telling `progress` after
-    each batch: sorting the whole list means no batch pads short texts to a long one."""
+    """Embed texts in batches of similar length (longest first), `EMBED_THREADS` batches at
+    once, telling `progress` after each batch: sorting the whole list means no batch pads
+    short texts to a long one."""
     order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    batches = [order[start : start + EMBED_BATCH] for start in range(0, len(order), EMBED_BATCH)]
     vectors = np.zeros((len(texts), embedder.dimension), np.float32)
-    for start in range(0, len(order), EMBED_BATCH):
-        rows = order[start : start + EMBED_BATCH]
-        vectors[rows] = embedder.embed([texts[i] for i in rows])
-        if progress:
-            progress(stage, min(start + EMBED_BATCH, len(texts)), len(texts))
+    done = 0
+    # onnxruntime runs a session from several threads at once and releases the GIL meanwhile.
+    with ThreadPoolExecutor(EMBED_THREADS) as pool:
+        embedded = pool.map(lambda rows: embedder.embed([texts[i] for i in rows]), batches)
+        for rows, batch_vectors in zip(batches, embedded, strict=True):
+            vectors[rows] = batch_vectors
+            done += len(rows)
+            if progress:
+                progress(stage, done, len(texts))
     return vectors
 
 
@@ -215,13 +236,11 @@ def _embed_documents(
     documents: list[Document], settings: Settings, encoder: Path, progress: Progress | None
 ) -> dict[str, _Vectors]:
     """Chunk and embed newly read documents (passages with their titles, and sentences)."""
-    from docqa import embedding
 
     chunks = chunk_corpus(documents, settings)
     if not chunks:
         return {}
-    # No spinning threads: an index update often runs beside a service answering questions.
-    embedder = embedding.OnnxEmbedder(encoder, batch_size=ENCODER_BATCH, spinning=False)
+    embedder = passage_embedder(encoder)
     passages = embed_all(
         embedder, [embedding_text(c) for c in chunks], progress, "embedding passages"
     )
