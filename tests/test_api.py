@@ -32,7 +32,18 @@ The Forth bridge carries the railway across the Firth of Forth and opened in 189
 
 The Tower bridge crosses the River Thames in the city of London and opened in 1894.
 """
-SOURCE_KEYS = {"rank", "chunk_id", "document", "section", "text", "score", "start", "end", "page"}
+SOURCE_KEYS = {
+    "rank",
+    "chunk_id",
+    "document",
+    "section",
+    "text",
+    "score",
+    "start",
+    "end",
+    "page",
+    "weak",
+}
 CITATION_KEYS = {"rank", "chunk_id", "text", "start", "end"}
 KEY = "s3cret-key-for-tests"
 
@@ -451,3 +462,12 @@ def test_every_response_has_security_headers(client: TestClient, path: str) -> N
     assert response.headers["content-security-policy"].startswith("default-src 'self'")
     assert response.headers["x-content-type-options"] == "nosniff"
     assert response.headers["referrer-policy"] == "no-referrer"
+
+
+def test_sources_under_half_the_best_score_are_marked_weak(client: TestClient) -> None:
+    body = chat(client, "When did the Forth bridge open?")
+    scores = [source["score"] for source in body["sources"]]
+
+    assert [source["weak"] for source in body["sources"]] == [s < 0.5 * max(scores) for s in scores]
+    assert body["sources"][0]["weak"] is False
+    assert any(source["weak"] for source in body["sources"])

@@ -34,7 +34,18 @@ ANSWER_KEYS = {
     "citations",
     "timings_ms",
 }
-SOURCE_KEYS = {"rank", "chunk_id", "document", "section", "text", "score", "start", "end", "page"}
+SOURCE_KEYS = {
+    "rank",
+    "chunk_id",
+    "document",
+    "section",
+    "text",
+    "score",
+    "start",
+    "end",
+    "page",
+    "weak",
+}
 
 
 def run_main(argv: Sequence[str]) -> int:

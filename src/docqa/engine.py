@@ -14,7 +14,7 @@ from docqa.embedding import Embedder
 from docqa.index import Index, Notify, open_index
 from docqa.library import document_id
 from docqa.models import Answer, DocqaError, Hit
-from docqa.retrieval import Retrieval, search
+from docqa.retrieval import Retrieval, search, weak_hits
 
 if TYPE_CHECKING:
     from docqa.indexing import Progress
@@ -143,7 +143,7 @@ class Engine:
         )
 
 
-def source_json(hit: Hit) -> dict[str, Any]:
+def source_json(hit: Hit, weak: bool = False) -> dict[str, Any]:
     """One source in the documented JSON shape."""
     return {
         "rank": hit.rank,
@@ -155,7 +155,14 @@ def source_json(hit: Hit) -> dict[str, Any]:
         "start": hit.chunk.start,
         "end": hit.chunk.end,
         "page": hit.chunk.page,
+        "weak": weak,
     }
+
+
+def sources_json(hits: Sequence[Hit]) -> list[dict[str, Any]]:
+    """Hits as sources, those scoring under half the best marked weak (retrieval.weak_hits)."""
+    weak = weak_hits(list(hits))
+    return [source_json(hit, hit.rank in weak) for hit in hits]
 
 
 def answer_json(answer: Answer) -> dict[str, Any]:
@@ -166,7 +173,7 @@ def answer_json(answer: Answer) -> dict[str, Any]:
         "answer": answer.text,
         "answered": answer.answered,
         "confidence": answer.confidence,
-        "sources": [source_json(hit) for hit in answer.hits],
+        "sources": sources_json(answer.hits),
         "citations": [
             {"rank": c.rank, "chunk_id": c.chunk_id, "text": c.text, "start": c.start, "end": c.end}
             for c in answer.citations

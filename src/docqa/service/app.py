@@ -38,7 +38,7 @@ from starlette.exceptions import HTTPException
 
 from docqa.config import Settings
 from docqa.conversation import Turn
-from docqa.engine import Engine
+from docqa.engine import Engine, sources_json
 from docqa.library import DocumentNotFoundError, UnsupportedTypeError, UploadError
 from docqa.models import Answer, DocqaError
 from docqa.service.conversations import ConversationStorageError
@@ -83,7 +83,6 @@ from docqa.service.state import (
     get_service,
     health_json,
     ready_engine,
-    sources_json,
 )
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"

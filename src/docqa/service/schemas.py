@@ -73,6 +73,10 @@ class Source(BaseModel):
     page: int | None = Field(
         description="1-based page the passage starts on (PDF); null for unpaged formats."
     )
+    weak: bool = Field(
+        description="A weak match: its score is under half the best source's, so it is "
+        "probably unrelated to the question."
+    )
 
 
 class Citation(BaseModel):

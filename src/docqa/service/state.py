@@ -14,10 +14,10 @@ from fastapi import Depends, Request
 
 from docqa.config import Settings
 from docqa.corpus import CorpusError, hash_corpus
-from docqa.engine import Engine, QuestionError, answer_json, source_json
+from docqa.engine import Engine, QuestionError, answer_json
 from docqa.index import current_build, load_build, stale_reasons
 from docqa.library import document_id, library_names
-from docqa.models import Answer, DocqaError, Hit
+from docqa.models import Answer, DocqaError
 from docqa.service.conversations import ConversationStore
 from docqa.service.library import Library
 
@@ -30,11 +30,6 @@ class NotReadyError(DocqaError):
 
 class EmptyLibraryError(DocqaError):
     """The library holds no indexed document yet: there is nothing to answer from."""
-
-
-def sources_json(hits: Sequence[Hit]) -> list[dict[str, Any]]:
-    """Hits as the source objects of `docqa ask --json`."""
-    return [source_json(hit) for hit in hits]
 
 
 def chat_json(answer: Answer, conversation_id: str) -> dict[str, Any]:

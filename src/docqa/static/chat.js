@@ -38,6 +38,7 @@
  *   #empty-state              intro shown while the transcript is empty; .suggestion buttons
  *                             (made by library.js from the documents' headings)
  *   .source-page              "p. 3" in a source's line when the passage has a page number
+ *   .source.weak              a weak match (score under half the best): dimmed, labelled .source-weak
  *
  * The conversation (its id and answers) is kept in sessionStorage ("docqa.conversation"), so a
  * reload shows it again and follow-ups go on. The documents asked come from library.js.
@@ -397,6 +398,7 @@
     if (src.chunk_id !== undefined) li.dataset.chunkId = String(src.chunk_id);
     li.tabIndex = -1;
     if (citations.length) li.classList.add('cited');
+    if (src.weak === true) li.classList.add('weak');
 
     const head = el('div', 'source-head');
     head.appendChild(el('span', 'source-rank', String(rank)));
@@ -415,6 +417,10 @@
     if (citations.length) {
       sub.appendChild(document.createTextNode(' · '));
       sub.appendChild(el('span', 'source-cited', 'cited'));
+    }
+    if (src.weak === true) {
+      sub.appendChild(document.createTextNode(' · '));
+      sub.appendChild(el('span', 'source-weak', 'weak match'));
     }
     meta.appendChild(sub);
     head.appendChild(meta);
