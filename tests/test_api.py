@@ -13,6 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import docqa.service.state
+from docqa.answering import AnswerModelError
 from docqa.config import Settings
 from docqa.engine import Engine, answer_json
 from docqa.index import IndexMissingError
@@ -471,3 +472,16 @@ def test_sources_under_half_the_best_score_are_marked_weak(client: TestClient) -
     assert [source["weak"] for source in body["sources"]] == [s < 0.5 * max(scores) for s in scores]
     assert body["sources"][0]["weak"] is False
     assert any(source["weak"] for source in body["sources"])
+
+
+def test_a_damaged_answer_model_is_a_503_naming_it_not_a_500(
+    client: TestClient, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def damaged(*args: Any, **kwargs: Any) -> Any:
+        raise AnswerModelError("answer_model.json is damaged: run scripts/fit_answer_model.py")
+
+    monkeypatch.setattr(engine, "ask", damaged)
+    response = client.post("/chat", json={"message": "When did the Forth bridge open?"})
+
+    assert response.status_code == 503
+    assert "answer_model.json" in response.json()["detail"]

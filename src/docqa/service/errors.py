@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
+from docqa.answering import AnswerModelError
 from docqa.corpus import CorpusError
 from docqa.engine import QuestionError
 from docqa.index import IndexError_
@@ -33,6 +34,7 @@ ERROR_STATUS: dict[type[DocqaError], int] = {
     ConversationStorageError: 503,
     IndexError_: 503,
     CorpusError: 503,
+    AnswerModelError: 503,
 }
 
 
