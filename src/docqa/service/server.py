@@ -5,6 +5,7 @@ import asyncio
 import copy
 import functools
 import json
+import logging
 import os
 import shutil
 import signal
@@ -20,6 +21,8 @@ from docqa.service.app import create_app
 from docqa.service.metrics import MULTIPROCESS_ENV
 from docqa.service.middleware import LOCAL_HOSTS, access_log, log_line
 
+log = logging.getLogger("docqa.service")
+
 GRACEFUL_SHUTDOWN_S = 30
 """On SIGTERM, how long in-flight requests may take to finish before they are cancelled."""
 MAX_HEAD_LINE_BYTES = 32 * 1024
@@ -30,6 +33,13 @@ of this service's own clients are under 1 KB (the longest is `Authorization`).""
 HEAD_TOO_LARGE = (
     f"the request headers are over {MAX_HEAD_BYTES} bytes, or one line is over "
     f"{MAX_HEAD_LINE_BYTES}: send fewer or shorter headers"
+)
+
+
+ALL_INTERFACES = ("0.0.0.0", "::", "")
+ALL_INTERFACES_WARNING = (
+    "listening on all interfaces, but without DOCQA_ALLOWED_HOSTS only requests addressed to "
+    "localhost are answered: set DOCQA_ALLOWED_HOSTS to the names clients use"
 )
 
 
@@ -46,6 +56,8 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
             "set DOCQA_REDIS_URL (e.g. redis://127.0.0.1:6379/0) or use --workers 1"
         )
     if not settings.allowed_hosts:
+        if host in ALL_INTERFACES:
+            log.warning("%s", ALL_INTERFACES_WARNING)
         settings = settings.model_copy(update={"allowed_hosts": default_hosts(host)})
     if workers == 1:
         run_uvicorn(create_app(settings), settings, host, port, workers=1)
@@ -99,7 +111,7 @@ def run_uvicorn(app: Any, settings: Settings, host: str, port: int, **options: A
 def default_hosts(bind_host: str) -> list[str]:
     """The Host names accepted when none are configured: localhost and the bind address."""
     hosts = list(LOCAL_HOSTS)
-    if bind_host not in ("0.0.0.0", "::", ""):  # all interfaces: not a name clients use
+    if bind_host not in ALL_INTERFACES:  # not a name clients use
         hosts.append(f"[{bind_host}]" if ":" in bind_host else bind_host)
     return hosts
 
