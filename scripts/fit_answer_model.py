@@ -22,11 +22,13 @@ import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from docqa import spans
+from docqa import answering, engine, spans
 from docqa.answering import (
     ANSWER_HITS,
     CONFIDENCE_FEATURES,
     MODEL_PATH,
+    AnswerModel,
+    AnswerModelError,
     confidence_features,
     select_sentences,
 )
@@ -63,8 +65,25 @@ class Sample:
     evidence: str = ""
 
 
+def allow_stale_model() -> None:
+    """Let the engines load while the stored model was fitted on other features (the
+    case this script exists for): collecting samples never applies the stored weights."""
+    try:
+        answering.default_model()
+    except AnswerModelError:
+        blank = AnswerModel(
+            VERSION,
+            (0.0,) * len(spans.FEATURES),
+            0.0,
+            (0.0,) * len(CONFIDENCE_FEATURES),
+            0.0,
+        )
+        engine.default_model = lambda: blank  # type: ignore[attr-defined]
+
+
 def collect(settings: Settings) -> list[Sample]:
     """Run retrieval and evidence selection for every question of both sets."""
+    allow_stale_model()
     samples = []
     for evaluation_set in (load_squad_set(), load_brief_set()):
         engine = engine_for(evaluation_set, settings)
@@ -148,10 +167,12 @@ def confidence_model(
     return fit(x, y, CONFIDENCE_C, balanced=False, weight=set_weights(samples))
 
 
-BRIEF_WEIGHT = 3.0
+BRIEF_WEIGHT = 6.0
 """How much more the brief's questions weigh in total than SQuAD's. Measured (brief cut at
 recall 0.90, in-sample): weight 1 -> brief false abstention 0.080, SQuAD 0.161; 3 -> 0.045
-and 0.113; 10 -> 0.045 and 0.117."""
+and 0.113; 10 -> 0.045 and 0.117 (eleven features). With similarity_gap and
+sentence_window_rarest_missing: 3 -> brief 0.054 in-sample, 6 -> 0.045 (held out by
+article: brief 0.036 and 0.027, SQuAD AUROC 0.643 and 0.641)."""
 
 
 def set_weights(samples: list[Sample]) -> np.ndarray:
