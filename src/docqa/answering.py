@@ -44,8 +44,6 @@ CONFIDENCE_FEATURES = (
     "margin",
     "span",
     "hit_score",
-    "similarity_gap",
-    "sentence_window_rarest_missing",
 )
 """What the confidence is a logistic model of, all about the question and its evidence:
 the best sentence's cosine, its share of the question's terms and whether it can hold the
@@ -53,12 +51,7 @@ kind of answer asked for; the share of question terms the corpus never uses and 
 the question names something it never mentions; the share of the question's terms, and of
 its names and numbers, found in the passage of the best sentence, and how rare the rarest
 missing term is; the best sentence's lead over the best sentence of another passage; the
-short answer's span probability; the best passage's score; the first sentence's cosine
-lead over the second; how rare the rarest question term missing from the best sentence and
-its two neighbours is (tighter than the passage). The last two were added because they
-raised the held-out SQuAD AUROC (`python scripts/fit_answer_model.py --dry-run`: 0.627
-without them, 0.641 with them) and lowered the brief's held-out false abstention (0.045 to
-0.027); the share of question terms in that window was tried too and added nothing."""
+short answer's span probability; the best passage's score."""
 
 
 class AnswerModelError(DocqaError):
@@ -238,9 +231,6 @@ def confidence_features(
     )
     ceiling = math.log(1.0 + (len(index.chunks) + 0.5) / 0.5)
     other = next((s.score for s in retrieval.sentences if s.row != best.row), 0.0)
-    near = sentence_window(index, best)
-    near_missing = [w for t, w in weights.items() if t not in near]
-    similarities = [s.similarity for s in retrieval.sentences[:2]] + [0.0, 0.0]
     return (
         best.similarity,
         best.overlap,
@@ -253,19 +243,7 @@ def confidence_features(
         best.score - other,
         span_probability,
         retrieval.hits[0].score if retrieval.hits else 0.0,
-        similarities[0] - similarities[1],
-        max(near_missing, default=0.0) / ceiling,
     )
-
-
-def sentence_window(index: Index, best: ScoredSentence) -> frozenset[str]:
-    """The BM25 terms of the best sentence and of the sentences either side of it."""
-    terms = index.sentence_terms(best.row)
-    starts = [start for start, _ in index.chunks[best.row].sentences]
-    at = starts.index(best.start) if best.start in starts else -1
-    if at < 0:
-        return frozenset()
-    return frozenset().union(*terms[max(0, at - 1) : at + 2])
 
 
 def best_span(
