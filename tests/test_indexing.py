@@ -125,7 +125,7 @@ def test_force_reads_every_file_again(settings: Settings) -> None:
 def test_progress_is_told_each_stage(settings: Settings) -> None:
     seen: list[str] = []
     update_index(settings, lambda stage, done, total: seen.append(stage))
-    assert {"reading", "embedding passages", "embedding sentences"} <= set(seen)
+    assert {"reading", "embedding sentences"} <= set(seen)
 
 
 def test_open_index_shows_progress_when_it_builds(settings: Settings) -> None:

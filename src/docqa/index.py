@@ -27,8 +27,9 @@ from docqa.config import Settings
 from docqa.corpus import CorpusError, hash_corpus
 from docqa.models import Chunk, DocqaError
 
-FORMAT_VERSION = 3
-"""3: chunks carry their page; the manifest carries the per-file report (`records`)."""
+FORMAT_VERSION = 4
+"""3: chunks carry their page; the manifest carries the per-file report (`records`).
+4: passage vectors are made from their sentences' vectors (indexing.passage_vectors)."""
 HNSW_FROM = 20_000
 """Up to this many chunks exact (flat) search is used; above it HNSW. Flat search costs
 ~0.09 ms per 1,000 vectors (88 ms at 1M on one core, `docqa bench`), so from ~20k chunks
