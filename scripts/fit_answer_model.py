@@ -30,6 +30,7 @@ from docqa.answering import (
     MODEL_PATH,
     AnswerModel,
     AnswerModelError,
+    candidate_spans,
     confidence_features,
     select_sentences,
 )
@@ -37,7 +38,6 @@ from docqa.config import Settings
 from docqa.evaluation.command import engine_for
 from docqa.evaluation.metrics import auroc, exact_match, token_f1
 from docqa.evaluation.sets import load_brief_set, load_squad_set
-from docqa.kinds import expectation_of
 from docqa.retrieval import search
 
 VERSION = 1
@@ -105,17 +105,8 @@ def sample_of(engine, text: str, golds: tuple[str, ...], fold: str) -> Sample:  
     if not chosen:
         sample.confidence_x = np.zeros(len(CONFIDENCE_FEATURES))
         return sample
-    expectation = expectation_of(text)
-    stems = spans.question_stems(text)
-    asked = spans.question_word(text)
-    features, labels = [], []
-    for sentence in chosen:
-        body = index.chunks[sentence.row].text[sentence.start : sentence.end]
-        for candidate in spans.candidates(body, stems, expectation, asked):
-            span = body[candidate.start : candidate.end]
-            sample.texts.append(span)
-            features.append(candidate.features)
-            labels.append(max((exact_match(span, g) for g in golds), default=0.0))
+    sample.texts, features = candidate_spans(index, text, chosen)
+    labels = [max((exact_match(span, g) for g in golds), default=0.0) for span in sample.texts]
     sample.evidence = " ".join(index.chunks[s.row].text[s.start : s.end] for s in chosen)
     if features:
         sample.span_x, sample.span_y = np.array(features), np.array(labels)

@@ -13,19 +13,13 @@ from pathlib import Path
 
 import pytest
 
+from docqa.bench.throughput import free_port
+
 REDIS_SERVER = shutil.which("redis-server")
 needs_redis = pytest.mark.skipif(
     REDIS_SERVER is None,
     reason="redis-server is not installed (scripts/install.sh installs Debian's redis-server)",
 )
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass

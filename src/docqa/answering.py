@@ -246,10 +246,11 @@ def confidence_features(
     )
 
 
-def best_span(
-    index: Index, question: str, chosen: list[ScoredSentence], model: AnswerModel
-) -> tuple[str | None, float]:
-    """The best-scoring candidate span of the chosen sentences and its probability."""
+def candidate_spans(
+    index: Index, question: str, chosen: list[ScoredSentence]
+) -> tuple[list[str], list[tuple[float, ...]]]:
+    """Every candidate span of the chosen sentences and its features (the fit script scores
+    the same candidates)."""
     expectation = expectation_of(question)
     stems = spans.question_stems(question)
     asked = spans.question_word(question)
@@ -259,6 +260,14 @@ def best_span(
         for candidate in spans.candidates(text, stems, expectation, asked):
             texts.append(text[candidate.start : candidate.end])
             rows.append(candidate.features)
+    return texts, rows
+
+
+def best_span(
+    index: Index, question: str, chosen: list[ScoredSentence], model: AnswerModel
+) -> tuple[str | None, float]:
+    """The best-scoring candidate span of the chosen sentences and its probability."""
+    texts, rows = candidate_spans(index, question, chosen)
     if not texts:
         return None, 0.0
     scores = np.array(rows) @ np.array(model.span_weights) + model.span_bias
