@@ -9,7 +9,7 @@ PYTHON=${PYTHON:-python3}
 . .venv/bin/activate
 python -m pip install --quiet --upgrade pip
 python -m pip install --quiet "torch==2.13.0"
-python -m pip install --quiet -e ".[build,test,report]"
+python -m pip install --quiet -e ".[build,test,report,fit]"
 
 # Headless Chromium for the browser test (Debian's package; Playwright's download does not work offline).
 if [ "${DOCQA_SKIP_BROWSER:-0}" != "1" ] && [ ! -x /usr/bin/chromium ]; then
