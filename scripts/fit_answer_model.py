@@ -1,12 +1,14 @@
-"""Fit the short-answer scorer and the confidence model; write src/docqa/answer_model.json.
+"""Fit the confidence model; write src/docqa/answer_model.json.
 
     python scripts/fit_answer_model.py            # cross-validate by article, then fit on all
     python scripts/fit_answer_model.py --dry-run  # only the held-out figures
 
 Data: the public SQuAD 2.0 articles (eval/public/squad2) and the brief's set
 (eval/questions.jsonl; its one document is one more fold). Every figure printed is held
-out by article: each article is scored by models fitted on the other articles only.
-Both models are scikit-learn logistic regressions on standardised features (scikit-learn is
+out by article: each article is scored by a model fitted on the other articles only, with
+the reader's short answers and scores read from eval/reports/reader-held-out.jsonl, where
+scripts/train_reader.py wrote what readers trained without that article made of it.
+The model is a scikit-learn logistic regression on standardised features (scikit-learn is
 only needed here; docqa applies the stored weights with plain arithmetic).
 """
 
@@ -17,12 +19,13 @@ import json
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
-from docqa import answering, spans
+from docqa import answering, reader
 from docqa import engine as engine_module
 from docqa.answering import (
     ANSWER_HITS,
@@ -30,20 +33,20 @@ from docqa.answering import (
     MODEL_PATH,
     AnswerModel,
     AnswerModelError,
-    candidate_spans,
     confidence_features,
+    evidence_text,
     select_sentences,
 )
 from docqa.config import Settings
 from docqa.evaluation.command import engine_for
 from docqa.evaluation.metrics import auroc, exact_match, token_f1
 from docqa.evaluation.sets import load_brief_set, load_squad_set
-from docqa.retrieval import search
+from docqa.retrieval import Retrieval, ScoredSentence, search
 
-VERSION = 1
+VERSION = 2
+READINGS = Path(__file__).resolve().parents[1] / "eval" / "reports" / "reader-held-out.jsonl"
 CUT_MARGIN = 0.02
 FINAL_CUT = [0.0]
-SPAN_C = 1.0
 CONFIDENCE_C = 1.0
 BRIEF_RECALL = 0.90
 """The confidence is cut at the lowest logit that still abstains on this share of the
@@ -54,37 +57,45 @@ docqa's 0.5 threshold falls there. Cutting by a balanced fit alone (logit 0) abs
 
 @dataclass
 class Sample:
-    """One question: its fold, label, span candidates and confidence features."""
+    """One question: its fold, label, held-out short answer and confidence features."""
 
     fold: str
     answerable: bool
     golds: tuple[str, ...]
-    texts: list[str] = field(default_factory=list)
-    span_x: np.ndarray = field(default_factory=lambda: np.zeros((0, len(spans.FEATURES))))
-    span_y: np.ndarray = field(default_factory=lambda: np.zeros(0))
-    confidence_x: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    answer: str = ""
+    confidence_x: np.ndarray = field(default_factory=lambda: np.zeros(len(CONFIDENCE_FEATURES)))
     evidence: str = ""
 
 
 def allow_stale_model() -> None:
     """Let the engines load while the stored model was fitted on other features (the
-    case this script exists for): collecting samples never applies the stored weights."""
+    case this script exists for) or before scripts/train_reader.py has made the reader:
+    collecting samples applies neither."""
     try:
         answering.default_model()
     except AnswerModelError:
-        blank = AnswerModel(
-            VERSION,
-            (0.0,) * len(spans.FEATURES),
-            0.0,
-            (0.0,) * len(CONFIDENCE_FEATURES),
-            0.0,
-        )
+        blank = AnswerModel(VERSION, (0.0,) * len(CONFIDENCE_FEATURES), 0.0)
         engine_module.default_model = lambda: blank  # type: ignore[attr-defined]
+    try:
+        reader.default_reader()
+    except reader.ReaderError:
+        engine_module.default_reader = lambda threads=0: None  # type: ignore[attr-defined]
+
+
+def held_out_readings() -> dict[tuple[str, str], dict[str, object]]:
+    """What readers trained without each question's article made of its evidence."""
+    try:
+        lines = READINGS.read_text(encoding="utf-8").splitlines()
+    except OSError as error:
+        raise SystemExit(f"{error}: run scripts/train_reader.py first") from error
+    readings = [json.loads(line) for line in lines if line.strip()]
+    return {(str(r["fold"]), str(r["question"])): r for r in readings}
 
 
 def collect(settings: Settings) -> list[Sample]:
     """Run retrieval and evidence selection for every question of both sets."""
     allow_stale_model()
+    readings = held_out_readings()
     samples = []
     for evaluation_set in (load_squad_set(), load_brief_set()):
         engine = engine_for(evaluation_set, settings)
@@ -92,26 +103,36 @@ def collect(settings: Settings) -> list[Sample]:
             if question.follow_up_of is not None:
                 continue  # follow-ups depend on a conversation; fitted on standalone turns
             fold = question.document or evaluation_set.name
-            samples.append(sample_of(engine, question.question, question.golds, fold))
+            sample = sample_of(engine, question.question, question.golds, fold)
+            reading = readings.get((fold, question.question))
+            if reading is None or reading["evidence"] != sample.evidence:
+                raise SystemExit(
+                    f"{READINGS} was made on other evidence for {question.question!r}: "
+                    "rerun scripts/train_reader.py"
+                )
+            sample.answer = str(reading["answer"])
+            sample.confidence_x = with_reader(sample, float(reading["score"]))  # type: ignore[arg-type]
+            samples.append(sample)
     return samples
 
 
-def sample_of(engine, text: str, golds: tuple[str, ...], fold: str) -> Sample:  # type: ignore[no-untyped-def]
+def evidence_of(engine, text: str) -> tuple[Retrieval, list[ScoredSentence]]:  # type: ignore[no-untyped-def]
+    """The retrieval for a question and the evidence sentences docqa would answer from."""
     retrieval = search(engine.index, engine.embedder, text, 10, engine.settings, question=text)
     index = engine.index
     rows = {index.row_of[h.chunk.id] for h in retrieval.hits[:ANSWER_HITS]}
-    chosen = select_sentences(retrieval.sentences, rows, engine.settings.answer_max_chars)
+    return retrieval, select_sentences(retrieval.sentences, rows, engine.settings.answer_max_chars)
+
+
+def sample_of(engine, text: str, golds: tuple[str, ...], fold: str) -> Sample:  # type: ignore[no-untyped-def]
+    retrieval, chosen = evidence_of(engine, text)
+    index = engine.index
     sample = Sample(fold, bool(golds), golds)
     if not chosen:
-        sample.confidence_x = np.zeros(len(CONFIDENCE_FEATURES))
         return sample
-    sample.texts, features = candidate_spans(index, text, chosen)
-    labels = [max((exact_match(span, g) for g in golds), default=0.0) for span in sample.texts]
-    sample.evidence = " ".join(index.chunks[s.row].text[s.start : s.end] for s in chosen)
-    if features:
-        sample.span_x, sample.span_y = np.array(features), np.array(labels)
+    sample.evidence = evidence_text(index, chosen)
     best = max(chosen, key=lambda s: s.score)
-    # The span probability (feature "span") is filled in per fold, once a span model exists.
+    # The reader's score (feature "reader") is filled in from the held-out readings.
     sample.confidence_x = np.array(confidence_features(index, retrieval, text, best, 0.0))
     return sample
 
@@ -130,31 +151,17 @@ def fit(
     return weights, bias
 
 
-def span_model(samples: list[Sample]) -> tuple[np.ndarray, float]:
-    usable = [s for s in samples if s.answerable and len(s.span_y) and s.span_y.max() > 0]
-    x = np.vstack([s.span_x for s in usable])
-    y = np.concatenate([s.span_y for s in usable])
-    return fit(x, y, SPAN_C, balanced=False)
-
-
-def pick(sample: Sample, weights: np.ndarray, bias: float) -> tuple[str | None, float]:
-    if not len(sample.span_y):
-        return None, 0.0
-    scores = sample.span_x @ weights + bias
-    best = int(np.argmax(scores))
-    return sample.texts[best], float(1.0 / (1.0 + np.exp(-scores[best])))
-
-
-def with_span(sample: Sample, probability: float) -> np.ndarray:
+def with_reader(sample: Sample, score: float) -> np.ndarray:
     x = sample.confidence_x.copy()
-    x[CONFIDENCE_FEATURES.index("span")] = probability
+    if sample.evidence:
+        x[CONFIDENCE_FEATURES.index("reader")] = max(
+            -answering.READER_CLIP, min(answering.READER_CLIP, score)
+        )
     return x
 
 
-def confidence_model(
-    samples: list[Sample], span: tuple[np.ndarray, float]
-) -> tuple[np.ndarray, float]:
-    x = np.vstack([with_span(s, pick(s, *span)[1]) for s in samples])
+def confidence_model(samples: list[Sample]) -> tuple[np.ndarray, float]:
+    x = np.vstack([s.confidence_x for s in samples])
     y = np.array([s.answerable for s in samples], dtype=float)
     return fit(x, y, CONFIDENCE_C, balanced=False, weight=set_weights(samples))
 
@@ -175,19 +182,15 @@ def set_weights(samples: list[Sample]) -> np.ndarray:
     )
 
 
-def logits(
-    samples: list[Sample], span: tuple[np.ndarray, float], weights: np.ndarray, bias: float
-) -> np.ndarray:
-    return np.array([float(with_span(s, pick(s, *span)[1]) @ weights + bias) for s in samples])
+def logits(samples: list[Sample], weights: np.ndarray, bias: float) -> np.ndarray:
+    return np.array([float(s.confidence_x @ weights + bias) for s in samples])
 
 
-def choose_cut(
-    samples: list[Sample], span: tuple[np.ndarray, float], weights: np.ndarray, bias: float
-) -> float:
+def choose_cut(samples: list[Sample], weights: np.ndarray, bias: float) -> float:
     """The lowest logit cut that abstains on BRIEF_RECALL of the brief's unanswerable
     questions (in the samples given)."""
     brief = [s for s in samples if s.fold == "brief" and not s.answerable]
-    values = np.sort(logits(brief, span, weights, bias))
+    values = np.sort(logits(brief, weights, bias))
     if not len(values):
         return 0.0
     needed = int(np.ceil(BRIEF_RECALL * len(values)))
@@ -201,12 +204,11 @@ def cross_validate(samples: list[Sample]) -> dict[str, dict[str, float]]:
     rows: list[tuple[str, bool, float, float, float, bool]] = []
     for fold in folds:
         train = [s for s in samples if s.fold != fold]
-        span = span_model(train)
-        weights, bias = confidence_model(train, span)
-        cut = choose_cut(train, span, weights, bias) if fold != "brief" else FINAL_CUT[0]
+        weights, bias = confidence_model(train)
+        cut = choose_cut(train, weights, bias) if fold != "brief" else FINAL_CUT[0]
         for sample in (s for s in samples if s.fold == fold):
-            text, probability = pick(sample, *span)
-            z = float(with_span(sample, probability) @ weights + bias) - cut
+            text = sample.answer
+            z = float(sample.confidence_x @ weights + bias) - cut
             confidence = 1.0 / (1.0 + np.exp(-z))
             em = max((exact_match(text, g) for g in sample.golds), default=0.0) if text else 0.0
             f1 = max((token_f1(text, g) for g in sample.golds), default=0.0) if text else 0.0
@@ -244,18 +246,15 @@ def main() -> int:
     started = time.perf_counter()
     samples = collect(Settings())
     print(f"{len(samples)} questions in {time.perf_counter() - started:.0f} s", file=sys.stderr)
-    span_weights, span_bias = span_model(samples)
-    weights, bias = confidence_model(samples, (span_weights, span_bias))
+    weights, bias = confidence_model(samples)
     # The brief's fold cannot choose its own cut: it is scored at the cut of the final fit.
-    FINAL_CUT[0] = choose_cut(samples, (span_weights, span_bias), weights, bias)
+    FINAL_CUT[0] = choose_cut(samples, weights, bias)
     held_out = cross_validate(samples)
     for name, figures in held_out.items():
         print(name, json.dumps(figures))
     if options.dry_run:
         return 0
-    spread = np.vstack([with_span(s, pick(s, span_weights, span_bias)[1]) for s in samples]).std(
-        axis=0
-    )
+    spread = np.vstack([s.confidence_x for s in samples]).std(axis=0)
     # Weight x standard deviation: how far one typical change of a feature moves the logit.
     carried = {
         name: round(float(w * sd), 3)
@@ -272,11 +271,6 @@ def main() -> int:
             "brief": sum(s.fold == "brief" for s in samples),
         },
         "held_out": held_out,
-        "span": {
-            "features": list(spans.FEATURES),
-            "weights": [round(float(w), 5) for w in span_weights],
-            "bias": round(span_bias, 5),
-        },
         "confidence": {
             "features": list(CONFIDENCE_FEATURES),
             "weights": [round(float(w), 5) for w in weights],

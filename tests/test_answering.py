@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from docqa import spans
 from docqa.answering import (
     CONFIDENCE_FEATURES,
     NOT_COVERED,
@@ -58,7 +57,7 @@ def test_sentences_outside_the_answering_hits_are_ignored() -> None:
 
 
 def model(confidence_weights: tuple[float, ...], bias: float = 0.0) -> AnswerModel:
-    return AnswerModel(1, (0.0,) * len(spans.FEATURES), 0.0, confidence_weights, bias)
+    return AnswerModel(1, confidence_weights, bias)
 
 
 def test_confidence_is_the_logistic_of_the_weighted_features() -> None:
@@ -71,14 +70,10 @@ def test_confidence_is_the_logistic_of_the_weighted_features() -> None:
 def test_the_shipped_model_matches_the_features_of_this_version() -> None:
     shipped = default_model()
     assert len(shipped.confidence_weights) == len(CONFIDENCE_FEATURES)
-    assert len(shipped.span_weights) == len(spans.FEATURES)
 
 
 def test_a_model_fitted_on_other_features_is_refused() -> None:
-    record = {
-        "span": {"features": ["length"], "weights": [1.0], "bias": 0.0},
-        "confidence": {"features": list(CONFIDENCE_FEATURES), "weights": [], "bias": 0.0},
-    }
+    record = {"confidence": {"features": ["span"], "weights": [1.0], "bias": 0.0}}
     with pytest.raises(AnswerModelError, match="fit_answer_model"):
         AnswerModel.from_json(record)
 
@@ -151,10 +146,9 @@ def test_an_unreadable_model_file_is_named_with_the_way_to_fix_it(tmp_path: Path
 
 def test_a_model_with_a_weight_missing_is_refused() -> None:
     record = {
-        "span": {"features": list(spans.FEATURES), "weights": [0.0], "bias": 0.0},
         "confidence": {
             "features": list(CONFIDENCE_FEATURES),
-            "weights": [0.0] * len(CONFIDENCE_FEATURES),
+            "weights": [0.0] * (len(CONFIDENCE_FEATURES) - 1),
             "bias": 0.0,
         },
     }

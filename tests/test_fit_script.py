@@ -36,10 +36,7 @@ def fit_script(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 def stale_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A stored model fitted on features this version does not compute."""
     path = tmp_path / "answer_model.json"
-    record = {
-        "span": {"features": ["old"], "weights": [1.0], "bias": 0.0},
-        "confidence": {"features": ["old"], "weights": [1.0], "bias": 0.0},
-    }
+    record = {"confidence": {"features": ["old"], "weights": [1.0], "bias": 0.0}}
     path.write_text(json.dumps(record), encoding="utf-8")
     monkeypatch.setattr(answering, "MODEL_PATH", path)
     monkeypatch.setattr(engine_module, "default_model", engine_module.default_model)

@@ -1,10 +1,11 @@
 """Hits -> Answer: choose the sentences that answer, single out the short answer, cite them,
 or abstain.
 
-Both the short answer and the confidence are linear models of generic features (see
-spans.py and CONFIDENCE_FEATURES below), fitted on the public SQuAD 2.0 articles and the
-brief's set by scripts/fit_answer_model.py with every figure held out by article; the
-weights live in answer_model.json.
+The short answer is the reader's span of the evidence (reader.py, a fine-tuned MiniLM).
+The confidence is a logistic model of generic features (CONFIDENCE_FEATURES below, the
+reader's score among them), fitted on the public SQuAD 2.0 articles and the brief's set by
+scripts/fit_answer_model.py with every figure held out by article; the weights live in
+answer_model.json.
 """
 
 from __future__ import annotations
@@ -16,14 +17,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-import numpy as np
-
-from docqa import spans
 from docqa.chunking import map_to_document
 from docqa.config import Settings
 from docqa.index import Index, tokenize
-from docqa.kinds import expectation_of
 from docqa.models import Citation, DocqaError
+from docqa.reader import Reader, default_reader
 from docqa.retrieval import Retrieval, ScoredSentence
 
 NOT_COVERED = "The document does not say. The closest passages are listed below."
@@ -42,7 +40,7 @@ CONFIDENCE_FEATURES = (
     "window_missing_names",
     "rarest_missing",
     "margin",
-    "span",
+    "reader",
     "hit_score",
 )
 """What the confidence is a logistic model of, all about the question and its evidence:
@@ -51,7 +49,9 @@ kind of answer asked for; the share of question terms the corpus never uses and 
 the question names something it never mentions; the share of the question's terms, and of
 its names and numbers, found in the passage of the best sentence, and how rare the rarest
 missing term is; the best sentence's lead over the best sentence of another passage; the
-short answer's span probability; the best passage's score."""
+reader's score for its span against no answer (clipped to +-READER_CLIP); the best
+passage's score."""
+READER_CLIP = 20.0
 
 
 class AnswerModelError(DocqaError):
@@ -60,39 +60,31 @@ class AnswerModelError(DocqaError):
 
 @dataclass(frozen=True)
 class AnswerModel:
-    """The fitted weights: the span scorer and the confidence (logistic) model."""
+    """The fitted weights of the confidence (logistic) model."""
 
     version: int
-    span_weights: tuple[float, ...]
-    span_bias: float
     confidence_weights: tuple[float, ...]
     confidence_bias: float
 
     @classmethod
     def from_json(cls, record: dict[str, object]) -> AnswerModel:
         """The model from its JSON record; refuses a record made for other features."""
-        span, confidence = record.get("span"), record.get("confidence")
-        if not isinstance(span, dict) or not isinstance(confidence, dict):
-            raise AnswerModelError("answer model has no span or confidence part")
-        if list(span.get("features", [])) != list(spans.FEATURES) or list(
-            confidence.get("features", [])
-        ) != list(CONFIDENCE_FEATURES):
+        confidence = record.get("confidence")
+        if not isinstance(confidence, dict):
+            raise AnswerModelError("answer model has no confidence part")
+        if list(confidence.get("features", [])) != list(CONFIDENCE_FEATURES):
             raise AnswerModelError(
                 "answer model was fitted on other features: run scripts/fit_answer_model.py"
             )
         try:
             model = cls(
                 int(record.get("version", 0)),  # type: ignore[call-overload]
-                tuple(float(w) for w in span["weights"]),
-                float(span["bias"]),
                 tuple(float(w) for w in confidence["weights"]),
                 float(confidence["bias"]),
             )
         except (KeyError, TypeError, ValueError) as error:
             raise AnswerModelError(f"answer model has a malformed weight ({error!r})") from error
-        if len(model.span_weights) != len(spans.FEATURES) or len(model.confidence_weights) != len(
-            CONFIDENCE_FEATURES
-        ):
+        if len(model.confidence_weights) != len(CONFIDENCE_FEATURES):
             raise AnswerModelError("answer model has one weight per feature missing or extra")
         return model
 
@@ -185,6 +177,11 @@ def select_sentences(
     return sorted([best, other], key=lambda s: s.start)
 
 
+def evidence_text(index: Index, chosen: list[ScoredSentence]) -> str:
+    """The chosen sentences as the answer shows them (and the reader reads them)."""
+    return " ".join(index.chunks[s.row].text[s.start : s.end] for s in chosen)
+
+
 def make_citations(
     index: Index, retrieval: Retrieval, chosen: list[ScoredSentence]
 ) -> list[Citation]:
@@ -217,7 +214,7 @@ def confidence_features(
     retrieval: Retrieval,
     question: str,
     best: ScoredSentence,
-    span_probability: float,
+    reader_score: float,
 ) -> tuple[float, ...]:
     """The features of CONFIDENCE_FEATURES, in that order."""
     weights = retrieval.term_weights
@@ -241,38 +238,9 @@ def confidence_features(
         missing_names,
         max(missing, default=0.0) / ceiling,
         best.score - other,
-        span_probability,
+        max(-READER_CLIP, min(READER_CLIP, reader_score)),
         retrieval.hits[0].score if retrieval.hits else 0.0,
     )
-
-
-def candidate_spans(
-    index: Index, question: str, chosen: list[ScoredSentence]
-) -> tuple[list[str], list[tuple[float, ...]]]:
-    """Every candidate span of the chosen sentences and its features (the fit script scores
-    the same candidates)."""
-    expectation = expectation_of(question)
-    stems = spans.question_stems(question)
-    asked = spans.question_word(question)
-    texts, rows = [], []
-    for sentence in chosen:
-        text = index.chunks[sentence.row].text[sentence.start : sentence.end]
-        for candidate in spans.candidates(text, stems, expectation, asked):
-            texts.append(text[candidate.start : candidate.end])
-            rows.append(candidate.features)
-    return texts, rows
-
-
-def best_span(
-    index: Index, question: str, chosen: list[ScoredSentence], model: AnswerModel
-) -> tuple[str | None, float]:
-    """The best-scoring candidate span of the chosen sentences and its probability."""
-    texts, rows = candidate_spans(index, question, chosen)
-    if not texts:
-        return None, 0.0
-    scores = np.array(rows) @ np.array(model.span_weights) + model.span_bias
-    best = int(np.argmax(scores))
-    return texts[best], logistic(float(scores[best]))
 
 
 def compose_answer(
@@ -281,18 +249,20 @@ def compose_answer(
     question: str,
     settings: Settings,
     model: AnswerModel | None = None,
+    reader: Reader | None = None,
 ) -> Composed:
     """The evidence sentences, the short answer, whether it answers, and the citations."""
     model = model or default_model()
+    reader = reader or default_reader(settings.encoder_threads)
     rows = {index.row_of[hit.chunk.id] for hit in retrieval.hits[:ANSWER_HITS]}
     chosen = select_sentences(retrieval.sentences, rows, settings.answer_max_chars)
     if not chosen:
         return Composed(NOT_COVERED, False, 0.0, [])
     best = max(chosen, key=lambda s: s.score)
-    short, probability = best_span(index, question, chosen, model)
-    features = confidence_features(index, retrieval, question, best, probability)
+    reading = reader.read(question, evidence_text(index, chosen))
+    features = confidence_features(index, retrieval, question, best, reading.score)
     confidence = confidence_of(features, model)
     if confidence < settings.abstain_below:
         return Composed(NOT_COVERED, False, confidence, [])
     citations = make_citations(index, retrieval, chosen)
-    return Composed(" ".join(c.text for c in citations), True, confidence, citations, short)
+    return Composed(evidence_text(index, chosen), True, confidence, citations, reading.text or None)

@@ -14,6 +14,7 @@ from docqa.embedding import Embedder
 from docqa.index import Index, Notify, open_index
 from docqa.library import document_id
 from docqa.models import Answer, DocqaError, Hit
+from docqa.reader import default_reader
 from docqa.retrieval import Retrieval, search, weak_hits
 
 if TYPE_CHECKING:
@@ -52,6 +53,7 @@ class Engine:
         # search (`docqa bench`: flat search over 20k vectors 2.1 ms on 1 thread, 7.6 on 2).
         faiss.omp_set_num_threads(1)
         default_model()  # a damaged answer model is reported now, not on the first question
+        default_reader(settings.encoder_threads)  # and so is a missing or damaged reader
         if embedder is None:
             embedder = OnnxEmbedder(
                 index.path / "encoder", intra_op_num_threads=settings.encoder_threads

@@ -17,6 +17,7 @@ from docqa.engine import QuestionError
 from docqa.index import IndexError_
 from docqa.library import DocumentNotFoundError, UnsupportedTypeError, UploadError
 from docqa.models import DocqaError
+from docqa.reader import ReaderError
 from docqa.service.conversations import ConversationNotFoundError, ConversationStorageError
 from docqa.service.state import EmptyLibraryError, NotReadyError
 
@@ -35,6 +36,7 @@ ERROR_STATUS: dict[type[DocqaError], int] = {
     IndexError_: 503,
     CorpusError: 503,
     AnswerModelError: 503,
+    ReaderError: 503,
 }
 
 

@@ -1,0 +1,117 @@
+"""The extractive reader: the span of the evidence that answers the question, and how much
+more likely that span is than no answer at all.
+
+It is the shipped all-MiniLM-L6-v2 with a start/end head, fine-tuned on the public SQuAD 2.0
+articles and the brief's set by scripts/train_reader.py (every figure it prints is held out
+by article) and shipped as int8 ONNX in docqa/reader_model/ with its provenance (reader.json).
+It needs onnxruntime and tokenizers only.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+
+from docqa.models import DocqaError
+
+READER_DIR = Path(__file__).with_name("reader_model")
+MODEL_FILE = "model.onnx"
+TOKENIZER_FILE = "tokenizer.json"
+RECORD_FILE = "reader.json"
+MAX_TOKENS = 128
+"""Question and evidence together; the evidence is cut to fit (two sentences of at most
+answer_max_chars rarely are)."""
+MAX_SPAN_TOKENS = 30
+"""The longest short answer, in word pieces (SQuAD's gold answers: 99 % are shorter)."""
+
+
+class ReaderError(DocqaError):
+    """The reader's files are missing or unreadable."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The reader's answer in one context: character span, its text, and its score."""
+
+    text: str
+    start: int
+    end: int
+    score: float
+    """Best span's start + end logit minus the no-answer ([CLS]) one: > 0 when the reader
+    prefers the span to no answer."""
+
+
+def best_span(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    sequence_ids: list[int | None],
+    offsets: list[tuple[int, int]],
+    context: str,
+) -> Reading:
+    """The highest-scoring span of context word pieces (start <= end, at most
+    MAX_SPAN_TOKENS long) against the no-answer score at position 0."""
+    positions = np.array([i for i, s in enumerate(sequence_ids) if s == 1])
+    if not len(positions):
+        return Reading("", 0, 0, -float("inf"))
+    starts = start_logits[positions][:, None]
+    ends = end_logits[positions][None, :]
+    gap = positions[None, :] - positions[:, None]
+    scores = np.where((gap >= 0) & (gap < MAX_SPAN_TOKENS), starts + ends, -np.inf)
+    first, last = np.unravel_index(int(np.argmax(scores)), scores.shape)
+    begin, end = offsets[positions[first]][0], offsets[positions[last]][1]
+    null = float(start_logits[0] + end_logits[0])
+    return Reading(context[begin:end], begin, end, float(scores[first, last]) - null)
+
+
+class Reader:
+    """The ONNX reader in a folder (model.onnx, tokenizer.json, reader.json)."""
+
+    def __init__(self, folder: Path = READER_DIR, threads: int = 0) -> None:
+        import onnxruntime
+        from tokenizers import Tokenizer
+
+        missing = [
+            n for n in (MODEL_FILE, TOKENIZER_FILE, RECORD_FILE) if not (folder / n).is_file()
+        ]
+        if missing:
+            raise ReaderError(
+                f"the reader folder {folder} lacks {', '.join(missing)}: reinstall docqa, or "
+                "remake it with scripts/train_reader.py"
+            )
+        try:
+            self.record = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
+            self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+            options = onnxruntime.SessionOptions()
+            options.intra_op_num_threads = threads
+            self.session = onnxruntime.InferenceSession(
+                str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"]
+            )
+        except Exception as error:  # onnxruntime and tokenizers raise their own kinds
+            raise ReaderError(f"cannot load the reader in {folder}: {error}") from error
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(MAX_TOKENS, strategy="only_second")
+        self.input_names = {i.name for i in self.session.get_inputs()}
+
+    def read(self, question: str, context: str) -> Reading:
+        """The span of `context` that answers `question`, and its score against no answer."""
+        encoding = self.tokenizer.encode(question, context)
+        feeds = {
+            "input_ids": np.array([encoding.ids], dtype=np.int64),
+            "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
+            "token_type_ids": np.array([encoding.type_ids], dtype=np.int64),
+        }
+        inputs = {name: array for name, array in feeds.items() if name in self.input_names}
+        start_logits, end_logits = self.session.run(None, inputs)
+        return best_span(
+            start_logits[0], end_logits[0], encoding.sequence_ids, encoding.offsets, context
+        )
+
+
+@lru_cache(maxsize=2)
+def default_reader(threads: int = 0) -> Reader:
+    """The reader shipped in docqa/reader_model/ (loaded once per thread count)."""
+    return Reader(READER_DIR, threads)
