@@ -43,6 +43,7 @@ from fit_answer_model import allow_stale_model, evidence_of
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
 from docqa import embedding, reader
+from docqa.answering import evidence_text, reader_context
 from docqa.config import Settings
 from docqa.evaluation.command import engine_for
 from docqa.evaluation.metrics import auroc, exact_match, token_f1
@@ -80,7 +81,8 @@ def collect(settings: Settings) -> list[dict[str, Any]]:
                     "fold": question.document or evaluation_set.name,
                     "question": question.question,
                     "golds": list(question.golds),
-                    "evidence": " ".join(index.chunks[s.row].text[s.start : s.end] for s in chosen),
+                    "evidence": evidence_text(index, chosen),
+                    "context": reader_context(index, chosen),
                     "top": sentences[:TOP_SENTENCES],
                     "gold_sentence": next(
                         (s for s in sentences if gold_span(s, question.golds)), None
@@ -221,14 +223,15 @@ def held_out(rows: list[dict[str, Any]], model_path: Path, tokenizer: Any) -> li
         print(f"fold held out: {', '.join(group)}", file=sys.stderr)
         model = train([r for r in rows if r["fold"] not in group], model_path, tokenizer)
         for row in (r for r in rows if r["fold"] in group):
-            reading = read(model, tokenizer, row["question"], row["evidence"])
-            if not row["evidence"]:
+            reading = read(model, tokenizer, row["question"], row["context"])
+            if not row["context"]:
                 reading = reader.Reading("", 0, 0, -float("inf"))
             readings.append(
                 {
                     "fold": row["fold"],
                     "question": row["question"],
                     "evidence": row["evidence"],
+                    "context": row["context"],
                     "answer": reading.text,
                     "score": round(max(reading.score, -100.0), 4),
                     "golds": row["golds"],
@@ -306,9 +309,9 @@ def agreement(
     their scores are."""
     shipped = reader.Reader(target)
     same, gaps = [], []
-    for row in (r for r in rows if r["evidence"]):
-        torch_reading = read(model, tokenizer, row["question"], row["evidence"])
-        onnx_reading = shipped.read(row["question"], row["evidence"])
+    for row in (r for r in rows if r["context"]):
+        torch_reading = read(model, tokenizer, row["question"], row["context"])
+        onnx_reading = shipped.read(row["question"], row["context"])
         same.append(torch_reading.text == onnx_reading.text)
         gaps.append(abs(torch_reading.score - onnx_reading.score))
     return {
@@ -324,6 +327,11 @@ def sha256(path: Path) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dry-run", action="store_true", help="held-out folds only")
+    parser.add_argument(
+        "--held-out-only",
+        action="store_true",
+        help="held-out folds only, written to eval/reports/reader-held-out.jsonl",
+    )
     parser.add_argument(
         "--reuse-held-out",
         action="store_true",
@@ -353,6 +361,8 @@ def main() -> int:
         HELD_OUT.write_text(
             "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in readings), encoding="utf-8"
         )
+    if options.held_out_only:
+        return 0
     shipped_rows = [r for r in rows if r["fold"] != "brief"]
     model = train(shipped_rows, model_path, tokenizer)
     target = reader.READER_DIR
@@ -400,8 +410,8 @@ def reread_brief(readings: list[dict[str, Any]], target: Path) -> list[dict[str,
     HELD_OUT."""
     shipped = reader.Reader(target)
     for row in readings:
-        if row["fold"] == "brief" and row["evidence"]:
-            reading = shipped.read(row["question"], row["evidence"])
+        if row["fold"] == "brief" and row["context"]:
+            reading = shipped.read(row["question"], row["context"])
             row["answer"], row["score"] = reading.text, round(max(reading.score, -100.0), 4)
     HELD_OUT.write_text(
         "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in readings), encoding="utf-8"

@@ -131,6 +131,13 @@ def test_a_long_context_is_cut_to_max_tokens_not_refused() -> None:
     assert reading.text == "1932"
 
 
+def test_a_question_longer_than_the_reader_takes_is_cut_not_refused() -> None:
+    question = "When did the bridge open " + "and who paid for it " * 60 + "?"
+    reading = default_reader().read(question, "The bridge opened in 1932.")
+    assert reading.text  # read, from the question's first MAX_QUESTION_TOKENS word pieces
+    assert len(default_reader().shortened(question).split()) < len(question.split())
+
+
 SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "train_reader.py"
 
 

@@ -25,6 +25,9 @@ RECORD_FILE = "reader.json"
 MAX_TOKENS = 128
 """Question and evidence together; the evidence is cut to fit (two sentences of at most
 answer_max_chars rarely are)."""
+MAX_QUESTION_TOKENS = 64
+"""A longer question is cut to this many word pieces (as SQuAD readers do), so that the
+evidence always keeps the rest of MAX_TOKENS."""
 MAX_SPAN_TOKENS = 30
 """The longest short answer, in word pieces (SQuAD's gold answers: 99 % are shorter)."""
 
@@ -85,6 +88,7 @@ class Reader:
         try:
             self.record = json.loads((folder / RECORD_FILE).read_text(encoding="utf-8"))
             self.tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
+            self.question_tokenizer = Tokenizer.from_file(str(folder / TOKENIZER_FILE))
             options = onnxruntime.SessionOptions()
             options.intra_op_num_threads = threads
             self.session = onnxruntime.InferenceSession(
@@ -94,11 +98,13 @@ class Reader:
             raise ReaderError(f"cannot load the reader in {folder}: {error}") from error
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(MAX_TOKENS, strategy="only_second")
+        self.question_tokenizer.no_padding()
+        self.question_tokenizer.no_truncation()
         self.input_names = {i.name for i in self.session.get_inputs()}
 
     def read(self, question: str, context: str) -> Reading:
         """The span of `context` that answers `question`, and its score against no answer."""
-        encoding = self.tokenizer.encode(question, context)
+        encoding = self.tokenizer.encode(self.shortened(question), context)
         feeds = {
             "input_ids": np.array([encoding.ids], dtype=np.int64),
             "attention_mask": np.array([encoding.attention_mask], dtype=np.int64),
@@ -109,6 +115,13 @@ class Reader:
         return best_span(
             start_logits[0], end_logits[0], encoding.sequence_ids, encoding.offsets, context
         )
+
+    def shortened(self, question: str) -> str:
+        """The question, cut after its first MAX_QUESTION_TOKENS word pieces."""
+        pieces = self.question_tokenizer.encode(question, add_special_tokens=False)
+        if len(pieces.ids) <= MAX_QUESTION_TOKENS:
+            return question
+        return question[: pieces.offsets[MAX_QUESTION_TOKENS - 1][1]]
 
 
 @lru_cache(maxsize=2)
