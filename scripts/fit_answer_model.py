@@ -103,15 +103,15 @@ def collect(settings: Settings) -> list[Sample]:
             if question.follow_up_of is not None:
                 continue  # follow-ups depend on a conversation; fitted on standalone turns
             fold = question.document or evaluation_set.name
-            sample = sample_of(engine, question.question, question.golds, fold)
-            reading = readings.get((fold, question.question))
-            if reading is None or reading["evidence"] != sample.evidence:
+            reading = readings.get((fold, question.question), {"evidence": None, "score": 0.0})
+            score = float(reading["score"])  # type: ignore[arg-type]
+            sample = sample_of(engine, question.question, question.golds, fold, score)
+            if reading["evidence"] != sample.evidence:
                 raise SystemExit(
                     f"{READINGS} was made on other evidence for {question.question!r}: "
                     "rerun scripts/train_reader.py"
                 )
             sample.answer = str(reading["answer"])
-            sample.confidence_x = with_reader(sample, float(reading["score"]))  # type: ignore[arg-type]
             samples.append(sample)
     return samples
 
@@ -124,7 +124,7 @@ def evidence_of(engine, text: str) -> tuple[Retrieval, list[ScoredSentence]]:  #
     return retrieval, select_sentences(retrieval.sentences, rows, engine.settings.answer_max_chars)
 
 
-def sample_of(engine, text: str, golds: tuple[str, ...], fold: str) -> Sample:  # type: ignore[no-untyped-def]
+def sample_of(engine, text: str, golds: tuple[str, ...], fold: str, reader_score: float) -> Sample:  # type: ignore[no-untyped-def]
     retrieval, chosen = evidence_of(engine, text)
     index = engine.index
     sample = Sample(fold, bool(golds), golds)
@@ -132,8 +132,7 @@ def sample_of(engine, text: str, golds: tuple[str, ...], fold: str) -> Sample:  
         return sample
     sample.evidence = evidence_text(index, chosen)
     best = max(chosen, key=lambda s: s.score)
-    # The reader's score (feature "reader") is filled in from the held-out readings.
-    sample.confidence_x = np.array(confidence_features(index, retrieval, text, best, 0.0))
+    sample.confidence_x = np.array(confidence_features(index, retrieval, text, best, reader_score))
     return sample
 
 
@@ -149,15 +148,6 @@ def fit(
     weights = model.coef_[0] / scale
     bias = float(model.intercept_[0] - np.sum(model.coef_[0] * scaler.mean_ / scale))
     return weights, bias
-
-
-def with_reader(sample: Sample, score: float) -> np.ndarray:
-    x = sample.confidence_x.copy()
-    if sample.evidence:
-        x[CONFIDENCE_FEATURES.index("reader")] = max(
-            -answering.READER_CLIP, min(answering.READER_CLIP, score)
-        )
-    return x
 
 
 def confidence_model(samples: list[Sample]) -> tuple[np.ndarray, float]:

@@ -1,7 +1,8 @@
 """Hits -> Answer: choose the sentences that answer, single out the short answer, cite them,
 or abstain.
 
-The short answer is the reader's span of the evidence (reader.py, a fine-tuned MiniLM).
+The short answer is the reader's span of the best evidence sentence (reader.py, a
+fine-tuned MiniLM).
 The confidence is a logistic model of generic features (CONFIDENCE_FEATURES below, the
 reader's score among them), fitted on the public SQuAD 2.0 articles and the brief's set by
 scripts/fit_answer_model.py with every figure held out by article; the weights live in

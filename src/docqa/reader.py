@@ -2,8 +2,9 @@
 more likely that span is than no answer at all.
 
 It is the shipped all-MiniLM-L6-v2 with a start/end head, fine-tuned on the public SQuAD 2.0
-articles and the brief's set by scripts/train_reader.py (every figure it prints is held out
-by article) and shipped as int8 ONNX in docqa/reader_model/ with its provenance (reader.json).
+articles by scripts/train_reader.py (every figure it prints is held out by article; the
+brief's set never trains the shipped reader) and shipped as int8 ONNX in docqa/reader_model/
+with its provenance (reader.json).
 It needs onnxruntime and tokenizers only.
 """
 
@@ -23,8 +24,7 @@ MODEL_FILE = "model.onnx"
 TOKENIZER_FILE = "tokenizer.json"
 RECORD_FILE = "reader.json"
 MAX_TOKENS = 128
-"""Question and evidence together; the evidence is cut to fit (two sentences of at most
-answer_max_chars rarely are)."""
+"""Question and sentence together; a longer sentence is cut to fit."""
 MAX_QUESTION_TOKENS = 64
 """A longer question is cut to this many word pieces (as SQuAD readers do), so that the
 evidence always keeps the rest of MAX_TOKENS."""
