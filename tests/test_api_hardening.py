@@ -535,6 +535,18 @@ def test_api_key_is_compared_in_constant_time(
     assert compared == [(b"wrong", KEY.encode()), (KEY.encode(), KEY.encode())]
 
 
+@pytest.mark.parametrize("authorization", [f"Bearer  {KEY}", f"Bearer \t{KEY}"])
+def test_api_key_padded_after_bearer_is_refused(
+    make_client: Callable[..., TestClient], authorization: str
+) -> None:
+    client = make_client(api_key=KEY)
+
+    response = client.get("/documents", headers={"Authorization": authorization})
+
+    assert response.status_code == 401
+    assert response.json()["detail"] == "the API key is not valid"
+
+
 # ---------------------------------------------------------------------------- rate limit
 
 
@@ -634,6 +646,150 @@ def test_cors_origins_from_the_environment_are_allowed_and_no_others(
     assert preflight.status_code == 200
     assert preflight.headers["access-control-allow-origin"] == "https://a.example"
     assert "POST" in preflight.headers["access-control-allow-methods"]
+
+
+# ---------------------------------------------------------------------------- cross-site
+
+EVIL = "https://evil.example"
+FROM_ANOTHER_SITE = [
+    {"Origin": EVIL, "Sec-Fetch-Site": "cross-site"},
+    {"Origin": "http://localhost:3000", "Sec-Fetch-Site": "same-site"},
+    {"Origin": EVIL},  # a browser without Sec-Fetch-Site
+    {"Origin": "null"},  # a sandboxed frame or a local file
+    {"Sec-Fetch-Site": "cross-site"},
+]
+CHANGES = [("POST", "/reindex"), ("DELETE", "/documents/bridges-txt-0"), ("POST", "/chat")]
+
+
+def upload(client: TestClient, headers: dict[str, str]) -> Any:
+    return client.post(
+        "/documents",
+        files={"files": ("planted.txt", b"PLANTED\n\nA planted page.\n")},
+        headers=headers,
+    )
+
+
+@pytest.mark.parametrize("headers", FROM_ANOTHER_SITE)
+def test_upload_from_a_page_of_another_site_is_refused_with_403(
+    own_corpus: Callable[..., TestClient], tmp_path: Path, headers: dict[str, str]
+) -> None:
+    client = own_corpus()
+
+    response = upload(client, headers)
+
+    assert response.status_code == 403
+    assert response.json()["detail"].startswith("cross-site request refused: a page of ")
+    assert "DOCQA_CORS_ORIGINS" in response.json()["detail"]
+    assert sorted(p.name for p in (tmp_path / "corpus").iterdir()) == ["bridges.txt"]
+
+
+@pytest.mark.parametrize(("method", "path"), CHANGES)
+def test_other_changes_from_a_page_of_another_site_are_refused_with_403(
+    client: TestClient, method: str, path: str
+) -> None:
+    headers = {"Origin": EVIL, "Sec-Fetch-Site": "cross-site", **JSON_TYPE}
+
+    response = client.request(method, path, json={"message": QUESTION}, headers=headers)
+
+    assert response.status_code == 403
+    assert response.json() == {
+        "detail": f"cross-site request refused: a page of {EVIL} may not {method} {path} "
+        "here; to let it, add its origin to DOCQA_CORS_ORIGINS"
+    }
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},  # curl, scripts, the CLI
+        {"Origin": "http://testserver", "Sec-Fetch-Site": "same-origin"},  # the page itself
+        {"Origin": "http://testserver"},  # the page, in a browser without Sec-Fetch-Site
+        {"Sec-Fetch-Site": "none"},  # typed by the user
+    ],
+)
+def test_changes_from_the_page_itself_or_from_clients_without_a_browser_pass(
+    own_corpus: Callable[..., TestClient], tmp_path: Path, headers: dict[str, str]
+) -> None:
+    client = own_corpus()
+
+    uploaded = upload(client, headers)
+    deleted = client.delete("/documents/unknown", headers=headers)
+    answered = client.post("/chat", json={"message": QUESTION}, headers=headers)
+
+    assert uploaded.status_code == 202, uploaded.text
+    assert (tmp_path / "corpus" / "planted.txt").exists()
+    assert deleted.status_code == 404  # past the check: the document is unknown
+    assert answered.status_code == 200
+    assert client.app.state.service.library.wait_until_idle(30)  # type: ignore[attr-defined]
+
+
+def test_reads_from_a_page_of_another_site_are_not_refused(client: TestClient) -> None:
+    headers = {"Origin": EVIL, "Sec-Fetch-Site": "cross-site"}
+
+    response = client.get("/documents", headers=headers)
+
+    assert response.status_code == 200  # sent, but the browser will not show it to the page
+    assert "access-control-allow-origin" not in response.headers
+
+
+def test_page_of_a_cors_origin_may_post(make_client: Callable[..., TestClient]) -> None:
+    client = make_client(cors_origins=["https://a.example"])
+    allowed = {"Origin": "https://a.example", "Sec-Fetch-Site": "cross-site"}
+
+    answered = client.post("/chat", json={"message": QUESTION}, headers=allowed)
+    other = client.post("/chat", json={"message": QUESTION}, headers={"Origin": EVIL})
+
+    assert answered.status_code == 200
+    assert answered.headers["access-control-allow-origin"] == "https://a.example"
+    assert other.status_code == 403
+
+
+# ---------------------------------------------------------------------------- read-only
+
+
+@pytest.mark.parametrize(("method", "path"), CHANGES[:2])
+def test_read_only_refuses_deletes_and_reindex_with_403(
+    make_client: Callable[..., TestClient], method: str, path: str
+) -> None:
+    client = make_client(read_only=True)
+
+    response = client.request(method, path)
+
+    assert response.status_code == 403
+    assert response.json()["detail"].startswith("this service is read-only: documents cannot")
+
+
+def test_read_only_refuses_uploads_with_403_and_stores_nothing(
+    own_corpus: Callable[..., TestClient], tmp_path: Path
+) -> None:
+    client = own_corpus(read_only=True)
+
+    response = upload(client, {})
+
+    assert response.status_code == 403
+    assert "DOCQA_READ_ONLY" in response.json()["detail"]
+    assert sorted(p.name for p in (tmp_path / "corpus").iterdir()) == ["bridges.txt"]
+
+
+def test_read_only_still_answers_searches_and_lists_documents(
+    make_client: Callable[..., TestClient],
+) -> None:
+    client = make_client(read_only=True)
+
+    statuses = [
+        chat(client).status_code,
+        client.get("/search", params={"q": "bridge"}).status_code,
+        client.get("/documents").status_code,
+        client.get("/health").status_code,
+    ]
+
+    assert statuses == [200, 200, 200, 200]
+
+
+def test_read_only_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DOCQA_READ_ONLY", "true")
+
+    assert Settings().read_only is True
 
 
 # ---------------------------------------------------------------------------- page

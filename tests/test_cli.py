@@ -140,6 +140,17 @@ def test_bad_setting_in_the_environment_exits_2_naming_the_variable(
     assert line.startswith("docqa: error: bad setting: DOCQA_K: ")
 
 
+def test_ask_over_a_missing_corpus_fails_without_creating_the_index_folder(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corpus, index = tmp_path / "missing", tmp_path / "index"
+    assert run_main(["--corpus", str(corpus), "--index", str(index), "ask", "When?"]) == 1
+    assert stderr_lines(capsys)[-1] == (
+        f"docqa: error: corpus folder {corpus} does not exist: create it and add documents to it"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("argv", [["--help"], ["ask", "--help"], ["chat", "--help"]])
 def test_help_does_not_import_the_heavy_libraries(argv: list[str]) -> None:
     program = (
@@ -274,7 +285,7 @@ def test_ask_answers_from_the_brief(question: str, expected: str, index_dir: Pat
 def test_off_topic_question_is_not_answered(index_dir: Path) -> None:
     reply = ask_json("What is the capital of Peru?", index_dir)
     assert reply["answered"] is False, reply["answer"]
-    assert reply["answer"].startswith("The document does not say.")
+    assert reply["answer"].startswith("The documents do not say.")
 
 
 @pytest.mark.model

@@ -16,10 +16,10 @@ from pathlib import Path
 import pexpect
 import pytest
 
+from docqa.answer.retrieval import weak_hits
 from docqa.cli import main
 from docqa.display import excerpt, format_answer, terminal_columns, wrap
 from docqa.models import Answer, Chunk, Citation, Hit
-from docqa.retrieval import weak_hits
 from fakes import use_fake_embedder
 
 TESTS = Path(__file__).resolve().parent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from docqa.conversation import (
+from docqa.answer.conversation import (
     Query,
     Turn,
     is_follow_up,

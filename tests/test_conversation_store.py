@@ -17,8 +17,8 @@ from unittest import mock
 import pytest
 
 import docqa.service.conversations
+from docqa.answer.conversation import Turn
 from docqa.config import Settings
-from docqa.conversation import Turn
 from docqa.service.conversations import (
     Conversation,
     ConversationNotFoundError,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import os
+from io import BufferedReader
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,13 @@ from docqa.config import Settings
 from docqa.corpus import hash_corpus, list_corpus
 from docqa.index import IndexStaleError, load_build, open_index
 from docqa.indexing import IndexBuildError, IndexReport, NothingToIndexError, update_index
-from docqa.library import DocumentNotFoundError, UploadError, add_files, remove_documents
+from docqa.library import (
+    Added,
+    DocumentNotFoundError,
+    UploadError,
+    add_files,
+    remove_documents,
+)
 from documents import write_folder
 from fakes import tiny_settings, use_fake_embedder
 
@@ -143,11 +150,12 @@ def test_add_copies_files_and_never_overwrites_another_silently(
     source = tmp_path / "in" / "notes|1.txt"
     source.parent.mkdir()
     source.write_text("NOTES\n\nThe treasurer keeps the keys.\n", "utf-8")
-    [name] = add_files(settings.corpus_dir, [source])
-    assert name == "notes_1.txt"
-    assert add_files(settings.corpus_dir, [source]) == [name]  # same content: nothing to do
+    [added] = add_files(settings.corpus_dir, [source])
+    name = added.name
+    assert added == Added("notes_1.txt", stored=True)
+    assert add_files(settings.corpus_dir, [source]) == [Added(name, stored=False)]
     source.write_text("other content", "utf-8")
-    assert add_files(settings.corpus_dir, [source]) == ["notes_1 (2).txt"]
+    assert add_files(settings.corpus_dir, [source]) == [Added("notes_1 (2).txt", stored=True)]
     assert "treasurer" in (settings.corpus_dir / name).read_text("utf-8")
     add_files(settings.corpus_dir, [source], replace=True)
     assert (settings.corpus_dir / name).read_text("utf-8") == "other content"
@@ -221,6 +229,28 @@ def test_a_link_to_a_folder_outside_the_corpus_is_refused(
     assert not any("1234" in c.text for c in load_build(report.folder).chunks)
 
 
+@pytest.mark.parametrize("target", ["gone.txt", "../gone.txt", "/nonexistent/gone.txt"])
+def test_a_link_whose_target_does_not_exist_is_reported_as_broken(
+    settings: Settings, target: str
+) -> None:
+    (settings.corpus_dir / "dangling.txt").symlink_to(target)
+    report = update_index(settings)
+    assert statuses(report)["dangling.txt"] == (
+        "skipped",
+        "a broken link: its target does not exist",
+    )
+
+
+def test_a_loop_of_links_is_reported_as_broken(settings: Settings) -> None:
+    (settings.corpus_dir / "a.txt").symlink_to("b.txt")
+    (settings.corpus_dir / "b.txt").symlink_to("a.txt")
+    found = statuses(update_index(settings))
+    assert (
+        found["a.txt"] == found["b.txt"] == ("skipped", "a broken link: its target does not exist")
+    )
+    assert found["brief.txt"][0] == "indexed"
+
+
 def test_a_link_inside_the_corpus_is_read(settings: Settings) -> None:
     (settings.corpus_dir / "alias.txt").symlink_to(settings.corpus_dir / "brief.txt")
     assert statuses(update_index(settings))["alias.txt"][0] == "indexed"
@@ -231,14 +261,16 @@ def test_a_link_inside_the_corpus_is_read(settings: Settings) -> None:
 
 def _unreadable(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     """Reading `name` fails as it does without read permission (tests may run as root)."""
-    real = Path.read_bytes
+    import docqa.corpus
 
-    def read_bytes(path: Path) -> bytes:
+    real = docqa.corpus.open_document
+
+    def open_document(path: Path) -> BufferedReader:
         if path.name == name:
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
         return real(path)
 
-    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    monkeypatch.setattr(docqa.corpus, "open_document", open_document)
 
 
 def test_an_unreadable_file_is_reported_as_failed_and_the_rest_indexed(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from docqa.kinds import expectation_of, fits_answer_type
+from docqa.answer.kinds import asks_for_overview, expectation_of, fits_answer_type
 
 
 @pytest.mark.parametrize(
@@ -51,3 +51,30 @@ def test_a_quantity_with_a_unit_answers_how_long() -> None:
     question = expectation_of("How long is the Rhine?")
     assert fits_answer_type(question, "It is about 1,230 km long.")
     assert not fits_answer_type(question, "It is a long river.")
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "Tell me about the cider press",
+        "tell me more about EUPOL",
+        "Describe the harbour bridge.",
+        "Please explain the Berlin Plus arrangements",
+        "What do the documents say about tariffs?",
+        "Give me an overview of the timeline",
+    ],
+)
+def test_questions_about_a_subject_as_a_whole_ask_for_an_overview(question: str) -> None:
+    assert asks_for_overview(question)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        "When did the cider press open?",
+        "Who described the bridge?",
+        "What does the report tell us about 2016 spending?",
+    ],
+)
+def test_questions_for_one_fact_do_not_ask_for_an_overview(question: str) -> None:
+    assert not asks_for_overview(question)

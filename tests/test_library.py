@@ -314,6 +314,49 @@ def test_concurrent_uploads_of_the_same_name_are_all_kept(client: TestClient) ->
     assert {r["status"] for r in documents(client).values()} == {"indexed"}
 
 
+def stored_files(client: TestClient) -> list[str]:
+    return sorted(p.name for p in corpus_dir(client).iterdir() if not p.name.startswith("."))
+
+
+def test_an_upload_of_bytes_the_library_holds_answers_200_already_in_the_library(
+    make_client: MakeClient,
+) -> None:
+    client = make_client(corpus={})  # starts without loading an index
+    assert upload(client, ("volcanoes.txt", VOLCANOES.encode())).status_code == 202
+    wait_until_indexed(client)
+
+    response = upload(client, ("hekla.txt", VOLCANOES.encode()))
+
+    assert response.status_code == 200, response.text
+    [record] = response.json()["documents"]
+    assert (record["name"], record["stored"]) == ("volcanoes.txt", False)
+    assert record["detail"] == "already in the library as volcanoes.txt"
+    assert stored_files(client) == ["volcanoes.txt"]
+
+
+def test_an_upload_of_a_new_file_and_a_copy_stores_the_new_one_only(
+    make_client: MakeClient,
+) -> None:
+    client = make_client(corpus={})
+    upload(client, ("volcanoes.txt", VOLCANOES.encode()))
+    wait_until_indexed(client)
+
+    response = upload(
+        client,
+        ("bridges.txt", BRIDGES.encode()),
+        ("volcanoes.txt", VOLCANOES.encode()),
+        ("forth.txt", BRIDGES.encode()),
+    )
+
+    assert response.status_code == 202, response.text
+    assert [(d["name"], d["stored"], d["detail"]) for d in response.json()["documents"]] == [
+        ("bridges.txt", True, "added"),
+        ("volcanoes.txt", False, "already in the library as volcanoes.txt"),
+        ("bridges.txt", False, "already in the library as bridges.txt"),
+    ]
+    assert stored_files(client) == ["bridges.txt", "volcanoes.txt"]
+
+
 # ---------------------------------------------------------------------------- delete
 
 
@@ -518,8 +561,8 @@ def test_no_question_fails_while_uploads_are_indexed(client: TestClient) -> None
     askers = [threading.Thread(target=ask_until_done) for _ in range(4)]
     for asker in askers:
         asker.start()
-    for i in range(3):
-        upload(client, (f"volcanoes-{i}.txt", VOLCANOES.encode()))
+    for i in range(3):  # three contents: the same bytes would be stored once
+        upload(client, (f"volcanoes-{i}.txt", f"{VOLCANOES}\nCopy {i}.\n".encode()))
     wait_until_indexed(client)
     done.set()
     for asker in askers:

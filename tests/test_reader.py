@@ -12,8 +12,8 @@ from types import ModuleType
 import numpy as np
 import pytest
 
-from docqa import reader
-from docqa.reader import Reader, ReaderError, best_span, default_reader
+from docqa.answer import reader
+from docqa.answer.reader import Reader, ReaderError, best_span, default_reader
 
 CONTEXT = "It operated from 2007 to 2016."
 # [CLS] question [SEP] It operated from 2007 to 2016 . [SEP]
@@ -108,32 +108,51 @@ def test_a_damaged_reader_model_is_an_error_not_a_crash(tmp_path: Path) -> None:
 def test_the_shipped_reader_singles_out_the_answer(
     question: str, context: str, answer: str
 ) -> None:
-    reading = default_reader().read(question, context)
+    reading = default_reader().read_passages(question, [context])
     assert answer in reading.text
     assert len(reading.text.split()) <= len(answer.split()) + 2
     assert context[reading.start : reading.end] == reading.text
 
 
-def test_the_shipped_reader_prefers_no_answer_when_the_sentence_is_about_something_else() -> None:
-    unrelated = default_reader().read(
-        "Who designed the harbour bridge?", "The museum is closed on Mondays in winter."
+def test_the_shipped_reader_prefers_no_answer_when_the_passage_is_about_something_else() -> None:
+    question = "Who designed the harbour bridge?"
+    unrelated = default_reader().read_passages(
+        question, ["The museum is closed on Mondays in winter. Tickets cost ten euros."]
     )
-    related = default_reader().read(
-        "Who designed the harbour bridge?",
+    related = default_reader().read_passages(
+        question,
+        ["The harbour bridge was designed by Ralph Freeman and opened to traffic later."],
+    )
+    assert unrelated.score < 0 < related.score
+
+
+def test_the_span_comes_from_the_passage_that_holds_the_answer() -> None:
+    passages = [
+        "The museum is closed on Mondays in winter.",
         "The harbour bridge was designed by Ralph Freeman and opened to traffic later.",
-    )
-    assert unrelated.score < related.score
+        "Trains cross the river twice an hour.",
+    ]
+    reading = default_reader().read_passages("Who designed the harbour bridge?", passages)
+    assert reading.passage == 1
+    assert passages[1][reading.start : reading.end] == reading.text == "Ralph Freeman"
 
 
-def test_a_long_context_is_cut_to_max_tokens_not_refused() -> None:
-    long_context = "The bridge opened in 1932. " + "It carries trains and cars. " * 100
-    reading = default_reader().read("When did the bridge open?", long_context)
+def test_a_long_passage_is_read_in_windows_and_its_late_answer_found() -> None:
+    filler = "It carries trains and cars across the wide river every day. " * 60
+    passage = filler + "The bridge opened in 1932."
+    reading = default_reader().read_passages("When did the bridge open?", [passage])
     assert reading.text == "1932"
+    assert passage[reading.start : reading.end] == "1932"
+
+
+def test_no_passages_read_no_span() -> None:
+    reading = default_reader().read_passages("When did the bridge open?", [])
+    assert reading.text == "" and reading.score == -float("inf")
 
 
 def test_a_question_longer_than_the_reader_takes_is_cut_not_refused() -> None:
     question = "When did the bridge open " + "and who paid for it " * 60 + "?"
-    reading = default_reader().read(question, "The bridge opened in 1932.")
+    reading = default_reader().read_passages(question, ["The bridge opened in 1932."])
     assert reading.text  # read, from the question's first MAX_QUESTION_TOKENS word pieces
     assert len(default_reader().shortened(question).split()) < len(question.split())
 
@@ -155,21 +174,38 @@ def train_script(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
 
 
 def test_training_labels_the_word_pieces_of_the_gold_answer(train_script: ModuleType) -> None:
-    span = train_script.gold_span(CONTEXT, ["2016", "from 2007 to 2016"])
-    assert CONTEXT[span[0] : span[1]] == "2016"  # the shortest gold answer
+    span = train_script.gold_span(CONTEXT, ("2016", "from 2007 to 2016"))
+    assert CONTEXT[span[0] : span[1]] == "2016"  # the first gold answer found
     assert train_script.token_positions(OFFSETS, SEQUENCE_IDS, span) == (8, 8)
     assert train_script.token_positions(OFFSETS, SEQUENCE_IDS, (12, 29)) == (5, 8)
 
 
-def test_an_answer_cut_off_by_truncation_is_labelled_no_answer(train_script: ModuleType) -> None:
+def test_a_window_that_cuts_the_answer_is_not_used(train_script: ModuleType) -> None:
     cut_offsets, cut_ids = [*OFFSETS[:7], (0, 0)], [*SEQUENCE_IDS[:7], None]
-    span = train_script.gold_span(CONTEXT, ["2016"])
-    assert train_script.token_positions(cut_offsets, cut_ids, span) == (0, 0)
+    span = train_script.gold_span(CONTEXT, ("2016",))
+    assert train_script.token_positions(cut_offsets, cut_ids, span) is None
     assert train_script.token_positions(OFFSETS, SEQUENCE_IDS, None) == (0, 0)
 
 
 def test_a_question_without_its_answer_in_the_context_has_no_gold_span(
     train_script: ModuleType,
 ) -> None:
-    assert train_script.gold_span(CONTEXT, ["1999"]) is None
-    assert train_script.gold_span(CONTEXT, []) is None
+    assert train_script.gold_span(CONTEXT, ("1999",)) is None
+    assert train_script.gold_span(CONTEXT, ()) is None
+
+
+def test_the_hard_negative_shares_most_terms_and_holds_no_answer(train_script: ModuleType) -> None:
+    paragraphs = [
+        "The bridge opened in 1932 after six years of work.",
+        "The bridge carries trains; the bridge was painted grey.",
+        "The bridge opened to trains in 1932.",
+        "Bakers sell bread.",
+    ]
+    question = "When did the bridge open to trains?"
+    chosen = train_script.hard_negative(question, ("1932",), paragraphs, 0)
+    assert chosen == paragraphs[1]  # paragraph 2 shares more terms but holds the answer
+
+
+def test_held_out_articles_are_every_fourth_by_name(train_script: ModuleType) -> None:
+    names = [f"{letter}.txt" for letter in "hgfedcba"]
+    assert train_script.held_out_articles(names) == ["a.txt", "e.txt"]

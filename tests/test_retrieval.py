@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from docqa.config import Settings
-from docqa.index import tokenize
-from docqa.retrieval import (
+from docqa.answer.retrieval import (
     Expectation,
     dense_ranking,
     expectation_of,
@@ -16,6 +14,8 @@ from docqa.retrieval import (
     spells_out,
     term_weights,
 )
+from docqa.config import Settings
+from docqa.index import tokenize
 from fakes import TableEmbedder, make_index, unit
 
 SETTINGS = Settings(candidates=10)

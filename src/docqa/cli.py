@@ -253,11 +253,17 @@ def cmd_add(options: argparse.Namespace, settings: Settings) -> int:
 
     from docqa.library import UploadError, add_files
 
+    paths = [Path(f) for f in options.files]
     try:
-        names = add_files(settings.corpus_dir, [Path(f) for f in options.files], options.replace)
+        added = add_files(settings.corpus_dir, paths, options.replace)
     except UploadError as error:
         raise UsageError(str(error)) from error
-    print(f"added to {settings.corpus_dir}: {', '.join(names)}")
+    stored = [item.name for item in added if item.stored]
+    if stored:
+        print(f"added to {settings.corpus_dir}: {', '.join(stored)}")
+    for path, item in zip(paths, added, strict=True):
+        if not item.stored:
+            print(f"{path}: {item.detail}")
     return run_update(settings)
 
 
@@ -303,13 +309,13 @@ def cmd_ask(options: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_chat(options: argparse.Namespace, settings: Settings) -> int:
-    from docqa.conversation import Turn
+    from docqa.answer.conversation import Turn
     from docqa.engine import QuestionError
 
     engine = load_engine(settings)
     history: list[Turn] = []
     enable_line_editing()
-    print("Ask about the document; follow-up questions are understood. Empty line or Ctrl-D quits.")
+    print("Ask about your documents; follow-up questions are understood. Empty line or Ctrl-D quits.")
     while True:
         try:
             question = readable_question(input("> "))
@@ -332,8 +338,8 @@ def cmd_chat(options: argparse.Namespace, settings: Settings) -> int:
 
 def show_answer(answer: Answer) -> str:
     """The answer as printed: wrapped to the terminal, clearly unrelated sources marked."""
+    from docqa.answer.retrieval import weak_hits
     from docqa.display import format_answer, terminal_columns
-    from docqa.retrieval import weak_hits
 
     return format_answer(answer, terminal_columns(), weak_hits(list(answer.hits)))
 

@@ -32,17 +32,21 @@ class Settings(BaseSettings):
     window_chars: int = Field(500, ge=50)
     window_overlap: int = Field(100, ge=0)
 
-    max_file_bytes: int = Field(50_000_000, ge=1)
-    """Corpus files larger than this are skipped, named in the index report (a PDF with
-    images is large for little text, so the text has a limit of its own)."""
-    max_document_chars: int = Field(2_000_000, ge=1)
-    """A document whose extracted text is longer is skipped: at the measured indexing speed
-    (README, "Performance") 2 million characters take minutes, not hours."""
+    max_file_bytes: int = Field(100_000_000, ge=1)
+    """Corpus files larger than this are skipped, named in the index report: 100 MB holds a
+    text file of max_document_chars at up to 2 bytes a character (a PDF with images is large
+    for little text, so the text has a limit of its own)."""
+    max_document_chars: int = Field(50_000_000, ge=1)
+    """A document whose extracted text is longer is skipped: 50 million characters is a shelf
+    of long books, which at the measured indexing speed (README, "Performance": the 411 KB
+    book in 7.4 s) takes ~15 minutes, not hours. A file skipped for either limit is judged
+    again by the first run with other limits."""
 
     k: int = Field(5, ge=1, le=50)
     candidates: int = Field(20, ge=1, le=200)
-    abstain_below: float = Field(0.5, ge=0.0, le=1.0)
-    """Confidence under which the answer says the document does not cover the question."""
+    abstain_below: float | None = Field(None, ge=0.0, le=1.0)
+    """Confidence under which the answer says the documents do not cover the question; by
+    default the cut stored with the fitted confidence (answer/answer_model.json)."""
     answer_max_chars: int = Field(300, ge=50)
     encoder_threads: int = Field(1, ge=0)
     """onnxruntime intra-op threads for query encoding; 0 lets onnxruntime choose. One by
@@ -72,6 +76,10 @@ class Settings(BaseSettings):
     redis://127.0.0.1:6379/0; unset, both stay in the process's memory."""
 
     api_key: str | None = None
+    read_only: bool = False
+    """Refuse (403) uploads, deletions and reindexing over HTTP; questions, search and the
+    document list still work. The command line (`docqa add`, `remove`, `index`) is not
+    affected."""
     cors_origins: Annotated[list[str], NoDecode] = []
     """Origins whose pages may call the API from a browser; none by default. In the
     environment: comma-separated (`https://a.example,https://b.example`) or a JSON list."""
@@ -84,20 +92,25 @@ class Settings(BaseSettings):
     """Host names the service answers to (a request for any other gets 400), so that a page
     of another site cannot reach it through DNS rebinding. Empty: the localhost names and
     the address `docqa serve` listens on. In the environment: comma-separated or JSON."""
+    local_hosts_local_only: bool = False
+    """Answer a Host of localhost, 127.0.0.1 or [::1] only to clients on this machine.
+    `docqa serve` turns it on when it listens on the network with the default host names:
+    any client there could otherwise send `Host: 127.0.0.1` and be answered."""
     trusted_proxies: Annotated[list[str], NoDecode] = []
     """Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed
     (they then name the client for the rate limit and the log); none by default, since any
     client can send these headers. In the environment: comma-separated or JSON."""
     max_body_bytes: int = Field(64_000, ge=1024)
-    max_upload_bytes: int = Field(20_000_000, ge=1024)
-    """Largest upload (all files of one POST /documents together): a 300-page PDF is ~5 MB."""
+    max_upload_bytes: int = Field(101_000_000, ge=1024)
+    """Largest upload (all files of one POST /documents together): one file at the
+    max_file_bytes default, with room for the multipart framing (a 300-page PDF is ~5 MB)."""
     max_upload_files: int = Field(20, ge=1)
     """Most files in one upload."""
     upload_types: Annotated[list[str], NoDecode] = []
     """Suffixes the service accepts in uploads (e.g. `.pdf,.docx`); empty: every type docqa
     reads. In the environment: comma-separated or a JSON list."""
-    upload_timeout_s: float = Field(300.0, gt=0)
-    """Seconds an upload's body may take to arrive: 20 MB at 1 Mbit/s takes ~160 s (other
+    upload_timeout_s: float = Field(900.0, gt=0)
+    """Seconds an upload's body may take to arrive: 100 MB at 1 Mbit/s takes ~800 s (other
     bodies have client_timeout_s)."""
     client_timeout_s: float = Field(10.0, gt=0)
     """Seconds a client may take to send a request's headers, and again its body; a slower

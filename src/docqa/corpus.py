@@ -6,7 +6,9 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from io import BufferedReader
 from pathlib import Path
 
 from docqa.ingest import ExtractionError, SkippedFileError, extract
@@ -15,7 +17,16 @@ from docqa.models import DocqaError, Document, DocumentRecord
 UNREADABLE = "unreadable"
 """Hash recorded for a file that cannot be read, so a later readable version counts as new."""
 OUTSIDE = "outside"
-"""Hash recorded for a link that leaves the corpus folder (its target is never read)."""
+"""Hash recorded for a refused file: a link that leaves the corpus folder (its target is
+never read) or one whose target does not exist."""
+BROKEN_LINK = "a broken link: its target does not exist"
+SETTLE_NS = 2_000_000_000
+"""A file modified less than this long before it is read may change again within the same
+tick of the file system's clock (a jiffy on Linux, 2 s on FAT) without its modification time
+moving: its time is not recorded, so the next run hashes it instead of trusting it."""
+
+Stamp = tuple[int, int]
+"""(size in bytes, modification time in ns) of a file."""
 
 
 class CorpusError(DocqaError):
@@ -37,7 +48,8 @@ def document_id(name: str) -> str:
     return f"{slug}-{hashlib.sha1(name.encode('utf-8', 'surrogatepass')).hexdigest()[:8]}"
 
 
-def _check_folder(corpus_dir: Path) -> None:
+def check_corpus_folder(corpus_dir: Path) -> None:
+    """Raise CorpusError unless the corpus folder exists and is a folder."""
     if corpus_dir.exists() and not corpus_dir.is_dir():
         raise CorpusError(f"corpus folder {corpus_dir} is a file, not a folder")
     if not corpus_dir.is_dir():
@@ -48,8 +60,8 @@ def _check_folder(corpus_dir: Path) -> None:
 
 def list_corpus(corpus_dir: Path) -> list[CorpusFile]:
     """Every visible file under the corpus folder, in a stable order; links that leave the
-    folder are listed as refused (their targets are never read)."""
-    _check_folder(corpus_dir)
+    folder, and broken links, are listed as refused (their targets are never read)."""
+    check_corpus_folder(corpus_dir)
     root = corpus_dir.resolve()
     files = []
     try:
@@ -59,6 +71,9 @@ def list_corpus(corpus_dir: Path) -> list[CorpusFile]:
     for path in paths:
         relative = path.relative_to(corpus_dir)
         if any(part.startswith(".") for part in relative.parts):
+            continue
+        if path.is_symlink() and not path.exists():  # its target is gone, or a loop of links
+            files.append(CorpusFile(relative.as_posix(), path, BROKEN_LINK))
             continue
         try:
             inside = path.resolve().is_relative_to(root)
@@ -81,26 +96,82 @@ def corpus_files(corpus_dir: Path) -> list[Path]:
     return [f.path for f in list_corpus(corpus_dir) if not f.refused]
 
 
+def open_document(path: Path) -> BufferedReader:
+    """Open a corpus file to read its bytes: every read of a corpus file goes through here."""
+    return open(path, "rb")
+
+
+def content_hash(path: Path) -> str:
+    """SHA-256 of a file, read in blocks (a large file is never held in memory whole)."""
+    with open_document(path) as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
 def file_hash(file: CorpusFile) -> str | None:
     """SHA-256 of a corpus file; a marker for refused or unreadable ones; None once removed."""
     if file.refused:
         return OUTSIDE
     try:
-        return hashlib.sha256(file.path.read_bytes()).hexdigest()
+        return content_hash(file.path)
     except FileNotFoundError:
         return None  # removed between listing and reading: no longer in the corpus
     except OSError as error:
         return f"{UNREADABLE}: {error.strerror}"
 
 
-def hash_corpus(corpus_dir: Path) -> dict[str, str]:
-    """SHA-256 of every corpus file, keyed by its name; used to detect a stale index."""
+def stamp_of(file: CorpusFile) -> Stamp | None:
+    """(size, modification time) of a corpus file; None for a refused one or one that cannot
+    be looked at."""
+    if file.refused:
+        return None
+    try:
+        status = file.path.stat()
+    except OSError:
+        return None
+    return status.st_size, status.st_mtime_ns
+
+
+def settled(modified_ns: int) -> int:
+    """The modification time to record for a file read now: 0 when it changed too recently
+    to be told apart from a change still to come (SETTLE_NS)."""
+    return modified_ns if time.time_ns() - modified_ns >= SETTLE_NS else 0
+
+
+def hash_corpus(
+    corpus_dir: Path, known: Mapping[str, tuple[Stamp, str]] | None = None
+) -> dict[str, str]:
+    """SHA-256 of every corpus file, keyed by its name; used to detect a stale index. A file
+    whose (size, modification time) is the one `known` records is not read: the hash recorded
+    with it is taken."""
+    known = known or {}
     hashes = {}
     for file in list_corpus(corpus_dir):
+        recorded = known.get(file.name)
+        if recorded is not None and stamp_of(file) == recorded[0]:
+            hashes[file.name] = recorded[1]
+            continue
         digest = file_hash(file)
         if digest is not None:
             hashes[file.name] = digest
     return hashes
+
+
+def find_same_content(corpus_dir: Path, data: bytes) -> str | None:
+    """The name of a corpus file holding exactly these bytes, or None. Only files of the
+    same size are read (hashed); a missing or empty folder holds none."""
+    try:
+        files = list_corpus(corpus_dir)
+    except CorpusError:
+        return None
+    digest = ""
+    for file in files:
+        stamp = stamp_of(file)
+        if stamp is None or stamp[0] != len(data):
+            continue
+        digest = digest or hashlib.sha256(data).hexdigest()
+        if file_hash(file) == digest:
+            return file.name
+    return None
 
 
 def _type_of(name: str) -> str:
@@ -128,17 +199,15 @@ def read_file(
     if file.refused:
         return None, _with(record, reason=file.refused)
     try:
-        size = file.path.stat().st_size
-        if size > max_bytes:
-            return None, _with(
-                record,
-                size=size,
-                reason=f"{size / 1e6:.1f} MB is over the size limit of {max_bytes / 1e6:.1f} MB "
-                "(DOCQA_MAX_FILE_BYTES)",
-            )
-        data = file.path.read_bytes()
+        status = file.path.stat()
+        record = _with(record, size=status.st_size, modified_ns=settled(status.st_mtime_ns))
+        if status.st_size > max_bytes:
+            return None, _over_file_limit(record, max_bytes)
+        with open_document(file.path) as handle:
+            data = handle.read()
     except OSError as error:
-        return None, _with(record, status="failed", reason=f"cannot be read: {error.strerror}")
+        failed = _with(record, status="failed", modified_ns=0)  # tried again next run
+        return None, _with(failed, reason=f"cannot be read: {error.strerror}")
     record = _with(record, size=len(data), sha256=hashlib.sha256(data).hexdigest())
     try:
         found, extracted = extract(file.name, data)
@@ -146,12 +215,9 @@ def read_file(
         return None, _with(record, reason=str(error))
     except ExtractionError as error:
         return None, _with(record, status="failed", reason=str(error))
-    if len(extracted.text) > max_chars:
-        return None, _with(
-            record,
-            reason=f"its text of {len(extracted.text):,} characters is over the limit of "
-            f"{max_chars:,} (DOCQA_MAX_DOCUMENT_CHARS)",
-        )
+    record = _with(record, chars=len(extracted.text))
+    if record.chars > max_chars:
+        return None, _over_text_limit(record, max_chars)
     document = Document(file.name, extracted.text, extracted.blocks, extracted.page_starts)
     return document, _with(
         record,
@@ -162,9 +228,56 @@ def read_file(
     )
 
 
-def _with(record: DocumentRecord, **changes: object) -> DocumentRecord:
-    from dataclasses import replace
+def _over_file_limit(record: DocumentRecord, max_bytes: int) -> DocumentRecord:
+    reason = (
+        f"{record.size / 1e6:.1f} MB is over the size limit of {max_bytes / 1e6:.1f} MB "
+        "(DOCQA_MAX_FILE_BYTES)"
+    )
+    return _with(
+        record, status="skipped", reason=reason, limit="max_file_bytes", limit_value=max_bytes
+    )
 
+
+def _over_text_limit(record: DocumentRecord, max_chars: int) -> DocumentRecord:
+    reason = (
+        f"its text of {record.chars:,} characters is over the limit of {max_chars:,} "
+        "(DOCQA_MAX_DOCUMENT_CHARS)"
+    )
+    return _with(
+        record, status="skipped", reason=reason, limit="max_document_chars", limit_value=max_chars
+    )
+
+
+def skipped_for_limit(record: DocumentRecord) -> bool:
+    """Whether a file was skipped for its size (bytes or characters of text); a record of an
+    earlier docqa, which did not name the limit, is known by its reason."""
+    return record.status == "skipped" and bool(record.limit or "(DOCQA_MAX_" in record.reason)
+
+
+def judge_again(record: DocumentRecord, max_bytes: int, max_chars: int) -> DocumentRecord | None:
+    """The verdict on an unchanged file skipped for its size, judged against these limits from
+    its recorded size and length of text, without reading it; None when it may fit them now
+    (it must be read: it is under them, or an earlier docqa's record does not say)."""
+    if record.size > max_bytes:
+        return _over_file_limit(record, max_bytes)
+    if record.limit == "max_document_chars" and record.chars > max_chars:
+        return _over_text_limit(record, max_chars)
+    return None
+
+
+def kept_verdict(old: DocumentRecord, max_bytes: int, max_chars: int) -> DocumentRecord | None:
+    """The record of a file whose content has not changed since `old` was made, when the file
+    need not be read again: a skip (one for its size judged again against these limits), or a
+    failure of its reader; None for an indexed file (its vectors decide), a file that could
+    not be read (tried again) or one that may fit the limits now."""
+    if skipped_for_limit(old):
+        return judge_again(old, max_bytes, max_chars)
+    if old.status == "skipped" or (old.status == "failed" and old.sha256):
+        return old
+    return None
+
+
+def _with(record: DocumentRecord, **changes: object) -> DocumentRecord:
     return replace(record, **changes)  # type: ignore[arg-type]
 
 

@@ -7,15 +7,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from docqa.answering import compose_answer, default_model
+from docqa.answer.compose import compose_answer
+from docqa.answer.confidence import default_model
+from docqa.answer.conversation import Turn, resolve_query
+from docqa.answer.reader import default_reader
+from docqa.answer.retrieval import Retrieval, search, weak_hits
 from docqa.config import Settings
-from docqa.conversation import Turn, resolve_query
 from docqa.embedding import Embedder
 from docqa.index import Index, Notify, open_index
 from docqa.library import document_id
 from docqa.models import Answer, DocqaError, Hit
-from docqa.reader import default_reader
-from docqa.retrieval import Retrieval, search, weak_hits
 
 if TYPE_CHECKING:
     from docqa.indexing import Progress

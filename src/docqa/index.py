@@ -24,8 +24,8 @@ import numpy as np
 
 from docqa.chunking import ChunkSettings
 from docqa.config import Settings
-from docqa.corpus import CorpusError, hash_corpus
-from docqa.models import Chunk, DocqaError
+from docqa.corpus import CorpusError, Stamp, hash_corpus, judge_again, skipped_for_limit
+from docqa.models import Chunk, DocqaError, DocumentRecord
 
 FORMAT_VERSION = 4
 """3: chunks carry their page; the manifest carries the per-file report (`records`).
@@ -256,6 +256,7 @@ def stale_reasons(
             f"it has a {precision} query encoder, settings ask for {settings.encoder_precision}"
         )
     built = manifest.get("documents", {})
+    records = {record.name: record for record in records_of(manifest)}
     for name in sorted(set(built) | set(corpus)):
         if name not in corpus:
             reasons.append(f"{name} was removed from the corpus")
@@ -263,7 +264,46 @@ def stale_reasons(
             reasons.append(f"{name} was added to the corpus")
         elif built[name] != corpus[name]:
             reasons.append(f"{name} has changed")
+        elif name in records and _fits_now(records[name], settings):
+            reasons.append(
+                f"{name} was skipped for its size and may fit the limits now "
+                f"(DOCQA_MAX_FILE_BYTES {settings.max_file_bytes:,}, "
+                f"DOCQA_MAX_DOCUMENT_CHARS {settings.max_document_chars:,})"
+            )
     return reasons
+
+
+def _fits_now(record: DocumentRecord, settings: Settings) -> bool:
+    limits = settings.max_file_bytes, settings.max_document_chars
+    return skipped_for_limit(record) and judge_again(record, *limits) is None
+
+
+def records_of(manifest: dict[str, Any]) -> tuple[DocumentRecord, ...]:
+    """The per-file report stored in a build's manifest."""
+    fields = set(DocumentRecord.__dataclass_fields__)
+    return tuple(
+        DocumentRecord(**{k: v for k, v in r.items() if k in fields})
+        for r in manifest.get("records", [])
+        if isinstance(r, dict)
+    )
+
+
+def recorded_files(manifest: dict[str, Any]) -> dict[str, tuple[Stamp, str]]:
+    """The (size, modification time) and hash of each file as a build read it; files whose
+    record has no modification time are left out (they are hashed)."""
+    hashes = manifest.get("documents", {})
+    return {
+        record.name: ((record.size, record.modified_ns), hashes[record.name])
+        for record in records_of(manifest)
+        if record.modified_ns and isinstance(hashes.get(record.name), str)
+    }
+
+
+def compare_corpus(manifest: dict[str, Any], settings: Settings) -> list[str]:
+    """Why the index of `manifest` no longer fits the corpus folder and the settings (empty
+    when it fits). A file of the size and modification time recorded is not read."""
+    corpus = hash_corpus(settings.corpus_dir, recorded_files(manifest))
+    return stale_reasons(manifest, settings, corpus)
 
 
 def chunk_record(chunk: Chunk) -> dict[str, Any]:
@@ -329,7 +369,7 @@ def check_index(settings: Settings) -> Path:
     folder = current_build(settings.index_dir)
     if folder is None:
         raise IndexMissingError(f"no index in {settings.index_dir} yet (run `docqa index`)")
-    reasons = stale_reasons(read_manifest(folder), settings, hash_corpus(settings.corpus_dir))
+    reasons = compare_corpus(read_manifest(folder), settings)
     if reasons:
         reason = f"the index in {settings.index_dir} is stale: {'; '.join(reasons)}"
         raise IndexStaleError(f"{reason}. Run `docqa index --force` to rebuild it", reason)

@@ -22,7 +22,15 @@ import numpy as np
 
 from docqa.chunking import chunk_document, window_chunks
 from docqa.config import Settings
-from docqa.corpus import list_corpus, read_file
+from docqa.corpus import (
+    check_corpus_folder,
+    file_hash,
+    kept_verdict,
+    list_corpus,
+    read_file,
+    settled,
+    stamp_of,
+)
 from docqa.index import (
     FORMAT_VERSION,
     HNSW_FROM,
@@ -31,12 +39,13 @@ from docqa.index import (
     chunk_record,
     chunk_settings,
     chunker_description,
+    compare_corpus,
     current_build,
     load_build,
     make_dense_index,
     manifest_for,
     read_manifest,
-    stale_reasons,
+    records_of,
     tokenize,
 )
 from docqa.models import Chunk, Document, DocumentRecord
@@ -224,30 +233,40 @@ def _read_changed(
     kept: dict[str, _Vectors],
     progress: Progress | None,
 ) -> tuple[list[DocumentRecord], dict[str, str], dict[str, _Vectors], list[Document]]:
-    """Records and hashes of every file; vectors kept for unchanged ones; the rest read."""
-    from docqa.corpus import file_hash
+    """Records and hashes of every file; vectors kept for unchanged ones; the rest read.
 
-    previous = {r.name: asdict(r) for r in records_of(manifest)}
+    A file of the size and modification time recorded is unchanged without being read; one
+    whose time moved is hashed, and unchanged if its hash is the recorded one. An unchanged
+    file keeps its vectors, or its verdict (a skip for its size judged again against the
+    settings' limits, from its record); only a new, changed or newly fitting file is read.
+    """
+    previous = {r.name: r for r in records_of(manifest)}
     hashes = manifest.get("documents", {})
     records, corpus, reused, read = [], {}, {}, []
     files = list_corpus(settings.corpus_dir)
     for done, file in enumerate(files, 1):
-        digest = file_hash(file)
+        old = previous.get(file.name)
+        stamp = stamp_of(file)
+        recorded = (old.size, old.modified_ns) if old is not None and old.modified_ns else None
+        same_stamp = recorded is not None and stamp == recorded
+        digest = (hashes.get(file.name) if same_stamp else None) or file_hash(file)
         if digest is None:
             continue  # removed while we were listing
-        old = previous.get(file.name)
-        unchanged = old and old.get("status") == "indexed" and hashes.get(file.name) == digest
-        if old and unchanged and file.name in kept:
-            records.append(DocumentRecord(**old))
+        unchanged = _unchanged(old, file.name in kept, settings)
+        if unchanged is not None and stamp is not None and hashes.get(file.name) == digest:
+            if not same_stamp:  # touched, or recorded by an earlier docqa: record its time
+                unchanged = replace(unchanged, size=stamp[0], modified_ns=settled(stamp[1]))
+            records.append(unchanged)
             corpus[file.name] = digest
-            reused[file.name] = kept[file.name]
+            if unchanged.status == "indexed":
+                reused[file.name] = kept[file.name]
             continue
         try:
             document, record = read_file(file, settings.max_file_bytes, settings.max_document_chars)
         except FileNotFoundError:
             continue
-        if old and old.get("sha256") == record.sha256 and old.get("added_at"):
-            record = replace(record, added_at=old["added_at"])
+        if old and old.sha256 == record.sha256 and old.added_at:
+            record = replace(record, added_at=old.added_at)
         records.append(record)
         corpus[file.name] = record.sha256 or digest
         if document is not None:
@@ -255,6 +274,17 @@ def _read_changed(
         if progress:
             progress("reading", done, len(files))
     return records, corpus, reused, read
+
+
+def _unchanged(
+    old: DocumentRecord | None, has_vectors: bool, settings: Settings
+) -> DocumentRecord | None:
+    """The record an unchanged file keeps without being read, or None when it must be read."""
+    if old is None:
+        return None
+    if old.status == "indexed":
+        return old if has_vectors else None
+    return kept_verdict(old, settings.max_file_bytes, settings.max_document_chars)
 
 
 def _embed_documents(
@@ -329,16 +359,6 @@ def write_build(
     return manifest
 
 
-def records_of(manifest: dict[str, Any]) -> tuple[DocumentRecord, ...]:
-    """The per-file report stored in a build's manifest."""
-    fields = set(DocumentRecord.__dataclass_fields__)
-    return tuple(
-        DocumentRecord(**{k: v for k, v in r.items() if k in fields})
-        for r in manifest.get("records", [])
-        if isinstance(r, dict)
-    )
-
-
 def nothing_indexed(records: list[DocumentRecord], corpus_dir: Path) -> str:
     """The message for a corpus where no file could be indexed, naming each file's reason."""
     reasons = "; ".join(f"{r.name}: {r.reason}" for r in records)
@@ -353,6 +373,7 @@ def update_index(
     file is read and embedded again. Safe to call from a background thread."""
     started = time.perf_counter()
     index_dir = settings.index_dir
+    check_corpus_folder(settings.corpus_dir)  # before the lock creates the index folder
     with build_lock(index_dir):
         try:
             return _update_locked(settings, progress, force, started)
@@ -366,7 +387,6 @@ def update_index(
 def _update_locked(
     settings: Settings, progress: Progress | None, force: bool, started: float
 ) -> IndexReport:
-    from docqa.corpus import hash_corpus
     from docqa.encoders import cached_encoders
 
     index_dir = settings.index_dir
@@ -374,9 +394,7 @@ def _update_locked(
     folder = current_build(index_dir) if manifest else None
     if folder is not None and not force:
         precision_same = manifest.get("encoder_precision") == settings.encoder_precision
-        if precision_same and not stale_reasons(
-            manifest, settings, hash_corpus(settings.corpus_dir)
-        ):
+        if precision_same and not compare_corpus(manifest, settings):
             kept_records = records_of(manifest)
             chunks = int(manifest.get("chunks", 0))
             return IndexReport(folder, kept_records, chunks, 0.0, 0, False)

@@ -5,15 +5,24 @@ sees half a file and an existing document is never overwritten."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import re
 import secrets
 import unicodedata
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from docqa.corpus import CorpusError, corpus_files, document_id, list_corpus
+from docqa.corpus import (
+    CorpusError,
+    content_hash,
+    corpus_files,
+    document_id,
+    find_same_content,
+    list_corpus,
+)
 from docqa.ingest import FORMATS, ExtractionError, SkippedFileError, extract, format_for
 from docqa.models import DocqaError, DocumentRecord
 
@@ -38,6 +47,20 @@ class UnsupportedTypeError(UploadError):
 
 class DocumentNotFoundError(DocqaError):
     """No document of the library has this id."""
+
+
+@dataclass(frozen=True)
+class Added:
+    """A file given to the library: the document it is there (`name`), and whether it was
+    stored now or the library already held the same bytes under that name."""
+
+    name: str
+    stored: bool
+
+    @property
+    def detail(self) -> str:
+        """What became of the file, in words."""
+        return "added" if self.stored else f"already in the library as {self.name}"
 
 
 def document_type(name: str) -> str:
@@ -133,11 +156,11 @@ def library_names(corpus_dir: Path) -> list[str]:
     return []
 
 
-def add_files(corpus_dir: Path, paths: list[Path], replace: bool = False) -> list[str]:
-    """Copy files into the corpus folder; returns their names there. Every file is checked
-    before any is copied, so a bad one leaves the corpus unchanged. A file already there
-    with the same content is left as it is; another file of the same name is kept beside
-    it as "name (2).ext", or replaced with `replace`."""
+def add_files(corpus_dir: Path, paths: list[Path], replace: bool = False) -> list[Added]:
+    """Copy files into the corpus folder; where each one is there. Every file is checked
+    before any is copied, so a bad one leaves the corpus unchanged. A file whose bytes the
+    library already holds is not copied (`Added.stored` is False); another file of a name
+    already taken is kept beside it as "name (2).ext", or replaces it with `replace`."""
     loaded = []
     for path in paths:
         try:
@@ -146,21 +169,27 @@ def add_files(corpus_dir: Path, paths: list[Path], replace: bool = False) -> lis
             raise UploadError(f"cannot read {path}: {error.strerror}") from error
         name = safe_filename(path.name)
         check_type(name)
-        check_content(name, data)
+        if find_same_content(corpus_dir, data) is None:  # a copy was checked when it came
+            check_content(name, data)
         loaded.append((name, data))
-    return [_add(corpus_dir, name, data, replace) for name, data in loaded]
+    return [add_document(corpus_dir, name, data, replace) for name, data in loaded]
 
 
-def _add(corpus_dir: Path, name: str, data: bytes, replace: bool) -> str:
+def add_document(corpus_dir: Path, name: str, data: bytes, replace: bool = False) -> Added:
+    """Put one checked file into the corpus folder, unless a file there holds the same bytes:
+    under `name`, or "name (2).ext" when it is taken. With `replace`, a file of that name is
+    replaced instead (even by bytes another file holds: the name was asked for)."""
     target = corpus_dir / name
-    if target.is_file() and not target.is_symlink():
-        if target.read_bytes() == data:
-            return name
-        if replace:
-            stored = store_file(corpus_dir, f".replacing-{secrets.token_hex(4)}-{name}", data)
-            os.replace(corpus_dir / stored, target)
-            return name
-    return store_file(corpus_dir, name, data)
+    if replace and target.is_file() and not target.is_symlink():
+        if content_hash(target) == hashlib.sha256(data).hexdigest():
+            return Added(name, stored=False)
+        stored = store_file(corpus_dir, f".replacing-{secrets.token_hex(4)}-{name}", data)
+        os.replace(corpus_dir / stored, target)
+        return Added(name, stored=True)
+    same = find_same_content(corpus_dir, data)
+    if same is not None:
+        return Added(same, stored=False)
+    return Added(store_file(corpus_dir, name, data), stored=True)
 
 
 def find_document(corpus_dir: Path, name_or_id: str) -> Path:
@@ -188,16 +217,14 @@ def remove_documents(corpus_dir: Path, names: list[str]) -> list[str]:
 
 def library_report(settings: Settings) -> tuple[tuple[DocumentRecord, ...], list[str]]:
     """The per-file report of the index in use, and how the corpus has changed since."""
-    from docqa.corpus import hash_corpus
-    from docqa.index import current_build, read_manifest, stale_reasons
-    from docqa.indexing import records_of
+    from docqa.index import compare_corpus, current_build, read_manifest, records_of
 
     folder = current_build(settings.index_dir)
     if folder is None:
         return (), [f"no index in {settings.index_dir} yet"]
     manifest = read_manifest(folder)
     try:
-        changes = stale_reasons(manifest, settings, hash_corpus(settings.corpus_dir))
+        changes = compare_corpus(manifest, settings)
     except CorpusError as error:
         changes = [str(error)]
     return records_of(manifest), changes

@@ -118,3 +118,13 @@ class DocumentRecord:
     sha256: str = ""
     added_at: str = ""
     """When this version of the file was first indexed (UTC, ISO 8601)."""
+    modified_ns: int = 0
+    """The file's modification time when it was read (0: not recorded, it is hashed again):
+    while its size and this stay the same, the file is taken as unchanged without reading it."""
+    chars: int = 0
+    """Characters of extracted text (0 when the file was not extracted)."""
+    limit: str = ""
+    """For a file skipped for its size: the setting it was over, `max_file_bytes` or
+    `max_document_chars`; a run with other limits judges it again."""
+    limit_value: int = 0
+    """The value of that setting when the file was judged."""

@@ -56,6 +56,7 @@ def render_markdown(results: dict[str, Any]) -> str:
         f"thread settings as the engine: **{floor} ms** "
         f"(p95 {results['in_process']['floor']['p95_ms']} ms).",
         "",
+        *_render_design_floor(results),
     ]
     out += _render_in_process(results)
     sections = (
@@ -354,3 +355,17 @@ def write_reports(results: dict[str, Any], out_dir: Path) -> tuple[Path, Path]:
         os.replace(temporary, target)
         written.append(target)
     return written[0], written[1]
+
+
+def _render_design_floor(results: dict[str, Any]) -> list[str]:
+    design = results["in_process"].get("design_floor")
+    if design is None:
+        return []
+    return [
+        "## Floor of this design: one encode and one reader pass",
+        "",
+        f"Each question's encode plus one reader pass over the {design['reads_passages']} "
+        f"passages its answer reads (one batch), median: **{design['median_ms']} ms** (p95 "
+        f"{design['p95_ms']} ms); the answer's p50 is {design['answer_p50_ratio']}x that.",
+        "",
+    ]

@@ -10,6 +10,7 @@ from docqa.bench.plan import (
     TARGET_ANN_RECALL,
     TARGET_ANSWER_RATIO,
     TARGET_COLD_ASK_S,
+    TARGET_DESIGN_RATIO,
     TARGET_HTTP_EXTRA_MS,
     TARGET_THROUGHPUT_SHARE,
 )
@@ -26,6 +27,16 @@ def check_targets(results: dict[str, Any]) -> list[dict[str, Any]]:
             total["p50_ratio"] <= TARGET_ANSWER_RATIO,
         )
     ]
+    design = results["in_process"].get("design_floor")
+    if design is not None:
+        targets.append(
+            _target(
+                "in-process answer p50 / (encode + one reader pass)",
+                f"<= {TARGET_DESIGN_RATIO}",
+                design["answer_p50_ratio"],
+                design["answer_p50_ratio"] <= TARGET_DESIGN_RATIO,
+            )
+        )
     if "http" in results:
         targets += _http_targets(results["http"])
     if "skipped" not in results.get("http_workers", {"skipped": ""}):

@@ -21,6 +21,7 @@ QUALITY_METRICS = (
     "answer_accuracy",
     "short_em",
     "short_f1",
+    "squad2_f1",
     "abstention_precision",
     "abstention_recall",
     "false_abstention",

@@ -165,12 +165,68 @@ def summarise(outcomes: list[Outcome]) -> dict[str, float]:
         ),
         "mean_passage_chars": _mean(c for o in outcomes for c in o.passage_chars),
         **weak_match_rates(answerable),
+        **calibration(outcomes),
     }
     for stage in STAGES:
         values = [o.timings_ms.get(stage, 0.0) for o in outcomes]
         metrics[f"{stage}_ms_p50"] = float(np.percentile(values, 50)) if values else 0.0
         metrics[f"{stage}_ms_p95"] = float(np.percentile(values, 95)) if values else 0.0
     return {name: round(value, 4) for name, value in metrics.items()}
+
+
+RIGHT_F1 = 0.5
+"""A short answer with at least this SQuAD token F1 against a gold answer is right (the
+label the confidence is fitted on, scripts/fit_answer_model.py)."""
+HIGH_CONFIDENCE = 0.8
+BINS = 10
+
+
+def is_right(outcome: Outcome) -> bool:
+    """Whether an answer shown is right: its short answer matches a gold (F1 >= RIGHT_F1),
+    or, without a short answer, its text holds one."""
+    if not outcome.answered or not outcome.golds:
+        return False
+    if outcome.short_answer:
+        return max(token_f1(outcome.short_answer, g) for g in outcome.golds) >= RIGHT_F1
+    return outcome.correct
+
+
+def reliability(outcomes: list[Outcome]) -> list[dict[str, float]]:
+    """The answers shown, in BINS confidence bins: how many, their mean confidence and the
+    share that is right."""
+    shown = [o for o in outcomes if o.answered]
+    table = []
+    for number in range(BINS):
+        low, high = number / BINS, (number + 1) / BINS
+        inside = [
+            o for o in shown if low <= o.confidence < high or (high == 1.0 and o.confidence == 1.0)
+        ]
+        if inside:
+            table.append(
+                {
+                    "low": low,
+                    "high": high,
+                    "answers": float(len(inside)),
+                    "confidence": _mean(o.confidence for o in inside),
+                    "right": _share(is_right(o) for o in inside),
+                }
+            )
+    return table
+
+
+def calibration(outcomes: list[Outcome]) -> dict[str, float]:
+    """Expected calibration error of the answers shown (bins weighted by their size), and
+    how many are shown at >= HIGH_CONFIDENCE and the share of those that is right."""
+    table = reliability(outcomes)
+    shown = sum(row["answers"] for row in table)
+    high = [o for o in outcomes if o.answered and o.confidence >= HIGH_CONFIDENCE]
+    return {
+        "ece": sum(abs(r["right"] - r["confidence"]) * r["answers"] for r in table) / shown
+        if shown
+        else 0.0,
+        "shown_at_0.8": float(len(high)),
+        "right_at_0.8": _share(is_right(o) for o in high) if high else 1.0,
+    }
 
 
 def weak_match_rates(answerable: list[Outcome]) -> dict[str, float]:

@@ -10,9 +10,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from docqa.answer.confidence import abstention_cut
 from docqa.config import Settings
 from docqa.evaluation.gate import QUALITY_METRICS, is_regression
-from docqa.evaluation.metrics import CURVE_K, STAGES, Outcome, Report, hit_curve
+from docqa.evaluation.metrics import CURVE_K, STAGES, Outcome, Report, hit_curve, reliability
 from docqa.evaluation.sets import EvaluationError, EvaluationSet
 
 if TYPE_CHECKING:
@@ -53,8 +54,8 @@ def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
 
 def metrics_table(metrics: dict[str, float], baseline: dict[str, float] | None = None) -> str:
     """The quality metrics, with the baseline and the change beside them when given."""
-    names = [*QUALITY_METRICS, "squad2_em", "squad2_f1", "mean_passage_chars"]
-    names += ["weak_relevant", "weak_other_sources"]
+    names = [*QUALITY_METRICS, "squad2_em", "mean_passage_chars"]
+    names += ["weak_relevant", "weak_other_sources", "ece", "shown_at_0.8", "right_at_0.8"]
     if baseline is None:
         return markdown_table(["metric", "value"], [[n, number(metrics[n])] for n in names])
     rows = []
@@ -76,6 +77,20 @@ def latency_table(metrics: dict[str, float]) -> str:
         for stage in STAGES
     ]
     return markdown_table(["stage", "p50 ms", "p95 ms"], rows)
+
+
+def reliability_table(outcomes: list[Outcome]) -> str:
+    """The answers shown by confidence bin: how many, mean confidence, share right."""
+    rows = [
+        [
+            f"{row['low']:.1f}-{row['high']:.1f}",
+            f"{row['answers']:.0f}",
+            f"{row['confidence']:.3f}",
+            f"{row['right']:.3f}",
+        ]
+        for row in reliability(outcomes)
+    ]
+    return markdown_table(["confidence", "answers", "mean confidence", "right"], rows)
 
 
 def kind_table(by_kind: dict[str, dict[str, float | None]]) -> str:
@@ -102,7 +117,7 @@ def number(value: float | None) -> str:
 def miss_reason(outcome: Outcome) -> str:
     """Why an outcome counts as a miss, in a few words."""
     if outcome.expected is None:
-        return "answered, but the document does not say"
+        return "answered, but the documents do not say"
     problems = []
     if not outcome.answered:
         problems.append("abstained")
@@ -149,6 +164,9 @@ def format_report(
         "",
         kind_table(report.by_kind),
         "",
+        "reliability of the answers shown (right: short answer F1 >= 0.5 against a gold):",
+        reliability_table(report.outcomes),
+        "",
         f"misses ({len(misses)}" + ("" if shown is None else f", the first {shown} shown") + "):",
         *(format_miss(o) for o in misses[:shown]),
     ]
@@ -176,7 +194,7 @@ def write_report(
     charts = {
         "hit_at_k.png": plot_hit_curve(report.outcomes),
         "accuracy_by_kind.png": plot_kind_accuracy(report.by_kind),
-        "confidence.png": plot_confidence(report.outcomes, settings.abstain_below),
+        "confidence.png": plot_confidence(report.outcomes, abstention_cut(settings)),
     }
     written = []
     for name, figure in charts.items():
@@ -202,6 +220,14 @@ def write_report(
             "## By question kind",
             "",
             kind_table(report.by_kind),
+            "",
+            "## Reliability of the confidence",
+            "",
+            "The answers shown, by confidence: an answer is right when its short answer has "
+            "SQuAD token F1 >= 0.5 against a gold answer (`ece`: the gap between confidence "
+            "and the share right, weighted by answers).",
+            "",
+            reliability_table(report.outcomes),
             "",
             "## Charts",
             "",

@@ -6,12 +6,12 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable
 
-from docqa.conversation import Turn
+from docqa.answer.conversation import Turn
+from docqa.answer.retrieval import weak_hits
 from docqa.engine import Engine
 from docqa.evaluation.metrics import Outcome, Report, summarise, summarise_by_kind
 from docqa.evaluation.sets import EvaluationSet, Question, relevant_rank
 from docqa.models import Answer
-from docqa.retrieval import weak_hits
 
 Progress = Callable[[list[Question]], Iterable[Question]]
 

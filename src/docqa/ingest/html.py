@@ -1,12 +1,29 @@
 """HTML: parsed by BeautifulSoup (lxml parser); headings h1-h6, paragraphs and list items,
-tables one row per line. Page chrome (nav, script, style, footer, aside, forms) is dropped;
-entities are decoded by the parser."""
+tables as one paragraph per row with its column headers (see ingest/tables.py). Entities
+are decoded by the parser.
+
+Left out: page chrome (nav, script, style, footer, aside, forms, ...), and what a browser
+does not show: elements with the `hidden` attribute (not `hidden="until-found"`, which is
+content a reader can reveal), `aria-hidden="true"`, an inline style `display: none` or
+`visibility: hidden`, `<template>`, `<noscript>`, a `<dialog>` that is not open, and
+cookie or consent banners named as such in their id, class or aria-label ("cookie-banner",
+"cookie-consent", a dialog labelled "Cookie consent"). Hiding done by a style sheet rule or
+a class name (`.d-none`) is not seen: only the element's own markup is read.
+
+Table headers: the rows of `<thead>`, else the leading rows made of `<th>` cells only; a
+table without either takes its first row as the header (ingest/tables.py says why). A table
+used for layout (role="presentation" or "none", or headings in its cells) is no data table:
+its cells are read like any other blocks.
+"""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterator
 from typing import Any
 
 from docqa.ingest.base import Extracted, Part, assemble
+from docqa.ingest.tables import Cell, table_lines
 
 CHROME = frozenset(
     "head script style noscript template nav footer aside form button select svg iframe "
@@ -18,6 +35,19 @@ BLOCKS = frozenset(
     "html body main article section div p ul ol li dl dt dd blockquote figure figcaption "
     "address header hgroup details summary center hr".split()
 )
+LAYOUT_TABLE_PARTS = frozenset("table caption thead tbody tfoot tr th td".split())
+LAYOUT_ROLES = frozenset({"presentation", "none"})
+_HIDING_STYLES = frozenset(
+    {("display", "none"), ("visibility", "hidden"), ("visibility", "collapse")}
+)
+_CSS_COMMENT = re.compile(r"/\*.*?\*/", re.DOTALL)
+# A banner's name pairs a topic with a kind ("cookie-banner", "consent-dialog", "cookie-consent");
+# "consent" alone is both and does not count: id="consent" may be a medical form's section.
+_BANNER_TOPIC = re.compile(r"cookie|consent|gdpr|ccpa|onetrust|cookiebot|didomi|usercentrics")
+_BANNER_KIND = re.compile(r"banner|consent|dialog|notice|popup|pop-up|modal|overlay|bar|wall")
+_DIALOG_ROLES = frozenset({"dialog", "alertdialog"})
+_NEVER_BANNERS = frozenset({"html", "body", "main", "article"})
+_MAX_SPAN = 1000  # the HTML standard's limit on colspan; rowspan only runs to the last row
 
 
 def _soup(markup: bytes | str) -> Any:
@@ -26,23 +56,150 @@ def _soup(markup: bytes | str) -> Any:
     return BeautifulSoup(markup, "lxml")
 
 
+def _attribute(tag: Any, name: str) -> str:
+    """An attribute's value as one lower-case string (class is a list in BeautifulSoup)."""
+    value = tag.get(name)
+    if value is None:
+        return ""
+    return " ".join(value).lower() if isinstance(value, list) else str(value).strip().lower()
+
+
 def _is_chrome(tag: Any) -> bool:
     return (
         tag.name in CHROME
         or tag.get("role") in CHROME_ROLES
-        or tag.has_attr("hidden")
-        or tag.get("aria-hidden") == "true"
+        or is_hidden(tag)
+        or is_consent_banner(tag)
     )
 
 
-def table_rows(table: Any) -> str:
-    """A table as text: one row per line, cells separated by ' | '."""
-    rows = []
-    for tr in table.find_all("tr"):
-        cells = [" ".join(cell.get_text(" ").split()) for cell in tr.find_all(["th", "td"])]
-        if any(cells):
-            rows.append(" | ".join(cells))
-    return "\n".join(rows)
+def is_hidden(tag: Any) -> bool:
+    """Whether the element's own markup keeps a browser from showing it."""
+    if tag.has_attr("hidden") and _attribute(tag, "hidden") != "until-found":
+        return True
+    if _attribute(tag, "aria-hidden") == "true":
+        return True
+    if tag.name == "dialog" and not tag.has_attr("open"):
+        return True
+    return hides(_attribute(tag, "style"))
+
+
+def hides(style: str) -> bool:
+    """Whether an inline style sets display: none or visibility: hidden (any case, !important)."""
+    for declaration in _CSS_COMMENT.sub("", style).split(";"):
+        name, _, value = declaration.partition(":")
+        value = "".join(value.lower().split()).removesuffix("!important")
+        if (name.strip().lower(), value) in _HIDING_STYLES:
+            return True
+    return False
+
+
+def is_consent_banner(tag: Any) -> bool:
+    """A cookie or consent banner or dialog, as its id, class, role or aria-label name it."""
+    if tag.name in _NEVER_BANNERS:
+        return False
+    names = " ".join(_attribute(tag, name) for name in ("id", "class", "aria-label"))
+    topics = {match.group() for match in _BANNER_TOPIC.finditer(names)}
+    if not topics:
+        return False
+    kinds = {match.group() for match in _BANNER_KIND.finditer(names)}
+    if tag.name == "dialog" or _attribute(tag, "role") in _DIALOG_ROLES:
+        kinds.add("dialog")
+    if not any(topic != kind for topic in topics for kind in kinds):
+        return False
+    # A banner never holds the page's own content; an element that does is a page about cookies.
+    return tag.find(["main", "article", "h1"]) is None
+
+
+def visible_strings(node: Any) -> Iterator[str]:
+    """The text pieces under a node that a browser shows, in order."""
+    from bs4 import Comment, NavigableString, ProcessingInstruction
+    from bs4.element import Declaration, Doctype
+
+    for child in node.children:
+        if isinstance(child, NavigableString):
+            if not isinstance(child, Comment | ProcessingInstruction | Declaration | Doctype):
+                yield str(child)
+        elif not _is_chrome(child):
+            yield from visible_strings(child)
+
+
+def text_of(node: Any, separator: str = " ") -> str:
+    """The visible text under a node, its pieces joined by `separator`."""
+    return separator.join(visible_strings(node))
+
+
+def is_layout_table(table: Any) -> bool:
+    """A table that lays a page out rather than holding data: so marked, or holding headings."""
+    return _attribute(table, "role") in LAYOUT_ROLES or table.find(HEADINGS) is not None
+
+
+def table_row_elements(table: Any) -> tuple[list[Any], int | None]:
+    """A table's visible rows (not those of tables inside it) and how many form its header."""
+    head: list[Any] = []
+    body: list[Any] = []
+    foot: list[Any] = []
+    for child in table.find_all(recursive=False):
+        if _is_chrome(child):
+            continue
+        if child.name == "tr":
+            body.append(child)
+        elif child.name in ("thead", "tbody", "tfoot"):
+            group = {"thead": head, "tbody": body, "tfoot": foot}[child.name]
+            group.extend(tr for tr in child.find_all("tr", recursive=False) if not _is_chrome(tr))
+    if head:
+        return [*head, *body, *foot], len(head)
+    rows = [*body, *foot]
+    leading = 0
+    for tr in rows:
+        cells = tr.find_all(["th", "td"], recursive=False)
+        if not cells or any(cell.name != "th" for cell in cells):
+            break
+        leading += 1
+    return rows, leading if 0 < leading < len(rows) else None
+
+
+def _span(cell: Any, name: str) -> int:
+    value = str(cell.get(name, "1")).strip()
+    return min(max(int(value), 1), _MAX_SPAN) if value.isdigit() else 1
+
+
+def table_cells(rows: list[Any]) -> list[list[Cell]]:
+    """Each row's cells, a cell spanning rows (rowspan) repeated in the rows below it."""
+    grid: list[list[Cell]] = []
+    carried: dict[int, tuple[Cell, int]] = {}  # column -> (cell, rows it still covers)
+    for tr in rows:
+        cells = iter(tr.find_all(["th", "td"], recursive=False))
+        row: list[Cell] = []
+        column = 0
+        while True:
+            if column in carried:
+                cell, left = carried.pop(column)
+                if left > 1:
+                    carried[column] = (cell, left - 1)
+            elif (element := next(cells, None)) is not None:
+                text = "" if _is_chrome(element) else text_of(element)
+                cell = Cell(text, _span(element, "colspan"), element.name == "th")
+                if _span(element, "rowspan") > 1:
+                    carried[column] = (cell, _span(element, "rowspan") - 1)
+            elif any(later > column for later in carried):
+                cell = Cell("")
+            else:
+                break
+            row.append(cell)
+            column += cell.span
+        grid.append(row)
+    return grid
+
+
+def table_parts(table: Any) -> Iterator[Part]:
+    """A table's caption, then one paragraph per row with its column headers."""
+    caption = table.find("caption", recursive=False)
+    if caption is not None and not _is_chrome(caption):
+        yield Part("paragraph", text_of(caption))
+    rows, header_rows = table_row_elements(table)
+    for line in table_lines(table_cells(rows), header_rows):
+        yield Part("paragraph", line)
 
 
 class _Walker:
@@ -70,16 +227,16 @@ class _Walker:
                 continue
             elif child.name in HEADINGS:
                 self.flush()
-                self.parts.append(Part("heading", child.get_text(" ")))
-            elif child.name == "table":
+                self.parts.append(Part("heading", text_of(child)))
+            elif child.name == "table" and not is_layout_table(child):
                 self.flush()
-                self.parts.append(Part("paragraph", table_rows(child)))
+                self.parts.extend(table_parts(child))
             elif child.name == "br":
                 self.inline.append(" ")
             elif child.name == "pre":
                 self.flush()
-                self.parts.append(Part("paragraph", child.get_text()))
-            elif child.name in BLOCKS:
+                self.parts.append(Part("paragraph", text_of(child, separator="")))
+            elif child.name in BLOCKS or child.name in LAYOUT_TABLE_PARTS:
                 self.flush()
                 self.walk(child)
                 self.flush()
@@ -88,7 +245,7 @@ class _Walker:
 
 
 def html_parts(markup: bytes | str) -> list[Part]:
-    """The headings and paragraphs of an HTML page, without markup or page chrome."""
+    """The headings and paragraphs of an HTML page, without markup, chrome or hidden parts."""
     walker = _Walker()
     walker.walk(_soup(markup))
     walker.flush()

@@ -1,16 +1,17 @@
 """create_app(settings) -> FastAPI: the docqa HTTP service and its routes.
 
 Status codes: 200 answers; 400 a body that is not JSON (or not UTF-8, or nested too deeply
-to parse); 401 a missing or wrong API key; 404 an unknown or expired conversation; 408 a body
-that did not arrive within `client_timeout_s`; 413 a body over `max_body_bytes`, declared or
-streamed; 415 a body sent with a content type other than application/json; 422 a request that
-is JSON but not acceptable (empty or whitespace-only message, message over
-`max_question_chars`, k outside 1..50, wrong types, unknown fields, a body that is not a JSON
-object); 429 a client over `rate_limit_per_minute`, with Retry-After; 503 while the index
-loads or when it failed to load, and for a follow-up while the conversation storage
-(Redis) cannot be reached; 500 only for a bug, with a generic message (the traceback goes to
-the log). Every error body is `{"detail": "<one human sentence>"}`, plus `errors`
-(field, message, type) for 422.
+to parse); 401 a missing or wrong API key; 403 a POST, PUT, PATCH or DELETE from a page of
+another site (unless DOCQA_CORS_ORIGINS names it), or a change to the library while
+`read_only` is set; 404 an unknown or expired conversation; 408 a body that did not arrive
+within `client_timeout_s`; 413 a body over `max_body_bytes`, declared or streamed; 415 a
+body sent with a content type other than application/json; 422 a request that is JSON but
+not acceptable (empty or whitespace-only message, message over `max_question_chars`, k
+outside 1..50, wrong types, unknown fields, a body that is not a JSON object); 429 a client
+over `rate_limit_per_minute`, with Retry-After; 503 while the index loads or when it failed
+to load, and for a follow-up while the conversation storage (Redis) cannot be reached; 500
+only for a bug, with a generic message (the traceback goes to the log). Every error body is
+`{"detail": "<one human sentence>"}`, plus `errors` (field, message, type) for 422.
 
 Each request is logged once, as key=value pairs (logger `docqa.access`).
 
@@ -36,8 +37,8 @@ from pydantic import AfterValidator, Field
 from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
+from docqa.answer.conversation import Turn
 from docqa.config import Settings
-from docqa.conversation import Turn
 from docqa.engine import Engine, sources_json
 from docqa.library import DocumentNotFoundError, UnsupportedTypeError, UploadError
 from docqa.models import Answer, DocqaError
@@ -51,6 +52,7 @@ from docqa.service.middleware import (
     AccessLog,
     ApiKeyGuard,
     BodyLimit,
+    CrossSiteGuard,
     HostCheck,
     JsonCORS,
     LastResort,
@@ -111,6 +113,7 @@ def create_app(
         lifespan=lifespan,
         responses={
             401: {"model": ErrorBody, "description": "Missing or wrong API key"},
+            403: {"model": ErrorBody, "description": "A change from another site, or read-only"},
             429: {"model": ErrorBody, "description": "Over the rate limit, when one is set"},
             503: {"model": ErrorBody, "description": "The index is loading or failed to load"},
         },
@@ -138,6 +141,7 @@ def create_app(
         app.add_middleware(
             RateLimit, per_minute=settings.rate_limit_per_minute, max_clients=RATE_LIMIT_CLIENTS
         )
+    app.add_middleware(CrossSiteGuard, allowed_origins=settings.cors_origins)
     if settings.cors_origins:
         app.add_middleware(
             JsonCORS,
@@ -145,7 +149,11 @@ def create_app(
             allow_methods=["GET", "POST", "DELETE"],
             allow_headers=["Authorization", "Content-Type"],
         )
-    app.add_middleware(HostCheck, allowed_hosts=settings.allowed_hosts or list(LOCAL_HOSTS))
+    app.add_middleware(
+        HostCheck,
+        allowed_hosts=settings.allowed_hosts or list(LOCAL_HOSTS),
+        local_hosts_local_only=settings.local_hosts_local_only,
+    )
     app.add_middleware(SecurityHeaders)
     app.add_middleware(AccessLog)
     app.add_middleware(RequestMetrics)
@@ -269,6 +277,13 @@ def add_library_routes(
     """The document library: list, upload, status, delete, reindex."""
     ServiceDep = Annotated[Service, Depends(get_service)]
 
+    def writable() -> None:
+        """Refuse a change to the library while the service is read-only."""
+        if settings.read_only:
+            raise HTTPException(403, READ_ONLY)
+
+    changes: list[Any] = [Depends(writable)]
+
     @app.get("/documents", response_model=list[DocumentRecord], responses=problems)
     def documents(service: ServiceDep) -> Any:
         """The documents of the library, indexed or on their way, with their sections."""
@@ -288,27 +303,49 @@ def add_library_routes(
         "/documents",
         status_code=202,
         response_model=UploadResponse,
-        responses=problems,
+        responses={
+            **problems,
+            200: {"model": UploadResponse, "description": "The library already held every file"},
+        },
         openapi_extra=UPLOAD_BODY,
+        dependencies=changes,
     )
-    async def upload(request: Request, service: ServiceDep) -> Any:
+    async def upload(request: Request, response: Response, service: ServiceDep) -> Any:
         """Add documents (multipart/form-data, one `files` field per file). They are indexed
         in the background: each record's status turns from queued to indexed (or failed,
-        with a reason) at its status_url."""
+        with a reason) at its status_url. A file whose bytes the library already holds is
+        not stored again: its record is that document's, "already in the library as NAME"
+        (200 when that is so of every file)."""
         uploads = await read_uploads(request, settings)
         engine = library_engine(service)
-        names = await run_in_threadpool(service.library.add, uploads)
+        added = await run_in_threadpool(service.library.add, uploads)
         records = {r["name"]: r for r in service.library.records(engine)}
-        return {"documents": [records[name] for name in names if name in records]}
+        if not any(item.stored for item in added):
+            response.status_code = 200
+        return {
+            "documents": [
+                {**records[item.name], "stored": item.stored, "detail": item.detail}
+                for item in added
+                if item.name in records
+            ]
+        }
 
-    @app.delete("/documents/{doc_id}", response_model=Deleted, responses=problems)
+    @app.delete(
+        "/documents/{doc_id}", response_model=Deleted, responses=problems, dependencies=changes
+    )
     def delete(doc_id: str, service: ServiceDep) -> Any:
         """Remove a document: no answer cites it from now on; the index drops it shortly."""
         name = service.library.remove(doc_id, library_engine(service))
         detail = "deleted: no answer cites it any more; the index is being updated"
         return {"id": doc_id, "name": name, "detail": detail}
 
-    @app.post("/reindex", status_code=202, response_model=Reindexing, responses=problems)
+    @app.post(
+        "/reindex",
+        status_code=202,
+        response_model=Reindexing,
+        responses=problems,
+        dependencies=changes,
+    )
     def reindex(service: ServiceDep) -> Any:
         """Bring the index up to date with the corpus folder as it is on disk (files added,
         changed or removed there; only those are read again), in the background; the service
@@ -317,6 +354,11 @@ def add_library_routes(
         service.library.reindex()
         return {"detail": "reindexing in the background: /health shows the new index_version"}
 
+
+READ_ONLY = (
+    "this service is read-only: documents cannot be uploaded, deleted or reindexed here "
+    "(DOCQA_READ_ONLY is set); use `docqa add`, `docqa remove` or `docqa index` on the server"
+)
 
 UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {

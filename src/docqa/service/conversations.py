@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from docqa.conversation import Turn
+from docqa.answer.conversation import Turn
 from docqa.models import DocqaError
 
 log = logging.getLogger("docqa.service")

@@ -11,13 +11,13 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.routing import Match
 
-from docqa.answering import AnswerModelError
+from docqa.answer.confidence import AnswerModelError
+from docqa.answer.reader import ReaderError
 from docqa.corpus import CorpusError
 from docqa.engine import QuestionError
 from docqa.index import IndexError_
 from docqa.library import DocumentNotFoundError, UnsupportedTypeError, UploadError
 from docqa.models import DocqaError
-from docqa.reader import ReaderError
 from docqa.service.conversations import ConversationNotFoundError, ConversationStorageError
 from docqa.service.state import EmptyLibraryError, NotReadyError
 

@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from docqa.config import Settings
+from docqa.corpus import find_same_content
 from docqa.engine import Engine
 from docqa.indexing import records_of, update_index
 from docqa.library import (
+    Added,
     DocumentNotFoundError,
+    add_document,
     check_content,
     check_type,
     document_id,
@@ -29,7 +32,6 @@ from docqa.library import (
     library_names,
     remove_file,
     safe_filename,
-    store_file,
 )
 from docqa.models import Chunk, DocqaError, DocumentRecord
 
@@ -85,24 +87,33 @@ class Library:
     def __post_init__(self) -> None:
         self.disk = FolderView(self.settings.corpus_dir, self.settings.stale_check_s)
 
-    def add(self, uploads: Sequence[tuple[str, bytes]]) -> list[str]:
-        """Check every upload, then store each and ask for a build; the stored names.
-        Nothing is stored when one upload is refused."""
+    def add(self, uploads: Sequence[tuple[str, bytes]]) -> list[Added]:
+        """Check every upload, then store each one whose bytes the library does not hold yet
+        and ask for a build; where each upload is in the library. Nothing is stored when
+        one upload is refused."""
+        corpus_dir = self.settings.corpus_dir
         checked = []
         for raw_name, data in uploads:
             name = safe_filename(raw_name)
             check_type(name, self.settings.upload_types)
-            check_content(name, data)
+            if find_same_content(corpus_dir, data) is None:  # a copy was checked when it came
+                check_content(name, data)
             checked.append((name, data))
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         with self.condition:
-            generation = self.request_build()
-            names = [store_file(self.settings.corpus_dir, n, d) for n, d in checked]
-            for name in names:
-                self.pending[name] = Pending(name, stamp, generation)
-                self.hidden.discard(name)
-        log.info("uploaded %s", ", ".join(names))
-        return names
+            added = [add_document(corpus_dir, name, data) for name, data in checked]
+            stored = [a.name for a in added if a.stored]
+            if stored:
+                generation = self.request_build()
+                for name in stored:
+                    self.pending[name] = Pending(name, stamp, generation)
+                    self.hidden.discard(name)
+        if stored:
+            log.info("uploaded %s", ", ".join(stored))
+        for item in added:
+            if not item.stored:
+                log.info("upload not stored: %s", item.detail)
+        return added
 
     def remove(self, doc_id: str, engine: Engine | None) -> str:
         """Delete a document by id: from the folder now, from answers at once, from the index

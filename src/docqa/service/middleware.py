@@ -1,20 +1,22 @@
-"""The ASGI middleware of the service: security headers, Host check, API key, body limit,
-rate limit, CORS with JSON errors, access log and the last-resort 500."""
+"""The ASGI middleware of the service: security headers, Host check, cross-site check, API
+key, body limit, rate limit, CORS with JSON errors, access log and the last-resort 500."""
 
 import asyncio
 import hmac
+import ipaddress
 import json
 import logging
 import math
 import time
 from collections import OrderedDict
 from typing import Any
+from urllib.parse import urlsplit
 
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.middleware.cors import CORSMiddleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware, parse_host_header
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -48,6 +50,10 @@ LOG_FIELDS = "docqa_log_fields"
 LOCAL_HOSTS = ("localhost", "127.0.0.1", "[::1]")
 """Host names always meaning this machine: accepted when DOCQA_ALLOWED_HOSTS is not set."""
 HOST_ALLOWED = "docqa_host_allowed"
+UNSAFE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+OTHER_SITES = frozenset({"cross-site", "same-site"})
+"""Sec-Fetch-Site values of a request a page of another origin made: same-site covers
+another port of the same host (a page on localhost:3000 calling localhost:8000)."""
 
 
 def log_line(fields: dict[str, Any]) -> str:
@@ -88,27 +94,60 @@ class HostCheck:
     """Refuses (400, JSON) a request whose Host header is not one of `allowed_hosts`, so that
     a page of another site cannot read the service through DNS rebinding. Starlette's
     TrustedHostMiddleware decides (ports ignored, `*.example.com` patterns allowed); this
-    class only answers in JSON like every other error."""
+    class only answers in JSON like every other error. With `local_hosts_local_only`, a
+    localhost name is answered only to a client on this machine: listening on all
+    interfaces, the service would otherwise answer any client that sends `Host: 127.0.0.1`."""
 
-    def __init__(self, app: ASGIApp, allowed_hosts: list[str]) -> None:
+    def __init__(
+        self, app: ASGIApp, allowed_hosts: list[str], local_hosts_local_only: bool = False
+    ) -> None:
         self.app = app
         self.trusted = TrustedHostMiddleware(mark_host_allowed, allowed_hosts, www_redirect=False)
         self.names = ", ".join(allowed_hosts)
+        self.local_hosts_local_only = local_hosts_local_only
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         await self.trusted(scope, receive, discard)
-        if scope.pop(HOST_ALLOWED, False):
+        allowed = scope.pop(HOST_ALLOWED, False)
+        host = Headers(scope=scope).get("host", "")
+        if allowed and not (self.local_hosts_local_only and local_name_from_afar(scope, host)):
             await self.app(scope, receive, send)
             return
-        host = Headers(scope=scope).get("host", "")
-        detail = (
-            f"this server does not answer to the host {host!r} (it answers to {self.names}): "
-            "add the name to DOCQA_ALLOWED_HOSTS"
-        )
+        if allowed:
+            detail = (
+                f"this server answers to the host {host!r} only from this machine: for "
+                "other machines (or a container's published port), add the name they use "
+                "to DOCQA_ALLOWED_HOSTS"
+            )
+        else:
+            detail = (
+                f"this server does not answer to the host {host!r} (it answers to "
+                f"{self.names}): add the name to DOCQA_ALLOWED_HOSTS"
+            )
         await JSONResponse({"detail": detail}, 400)(scope, receive, send)
+
+
+def is_loopback(address: str) -> bool:
+    """Whether an IP address (IPv4-mapped IPv6 included) is one of this machine's loopback
+    addresses; False for anything that is not an IP address."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return (mapped or ip).is_loopback
+
+
+def local_name_from_afar(scope: Scope, host: str) -> bool:
+    """Whether the Host header names this machine's loopback (localhost, 127.0.0.1, [::1])
+    while the client is not on this machine."""
+    parsed = parse_host_header(host)
+    local_name = parsed is not None and parsed.host.lower() in LOCAL_HOSTS
+    client = scope.get("client")
+    return local_name and not (client and is_loopback(client[0]))
 
 
 async def mark_host_allowed(scope: Scope, receive: Receive, send: Send) -> None:
@@ -134,11 +173,59 @@ class JsonCORS(CORSMiddleware):
 
 
 def has_api_key(scope: Scope, api_key: str) -> bool:
-    """Whether the request carries `Authorization: Bearer <api_key>` (constant-time compare)."""
+    """Whether the request carries exactly `Authorization: Bearer <api_key>` (one space, no
+    other padding; constant-time compare)."""
     scheme, _, token = Headers(scope=scope).get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and hmac.compare_digest(
-        token.strip().encode(), api_key.encode()
-    )
+    return scheme.lower() == "bearer" and hmac.compare_digest(token.encode(), api_key.encode())
+
+
+class CrossSiteGuard:
+    """Refuses (403) a POST, PUT, PATCH or DELETE sent by a browser from a page of another
+    origin, unless `allowed_origins` (DOCQA_CORS_ORIGINS) names it. Without an API key, a
+    page on any web site could otherwise make its visitor's browser upload, delete or
+    reindex: a form POST needs no CORS preflight, and it carries the service's own Host.
+    Browsers say where a request comes from: Sec-Fetch-Site (cross-site and same-site are
+    refused) and Origin (refused when it names another host than the Host header). Clients
+    that send neither, such as curl, scripts and the CLI, are not browsers and pass."""
+
+    def __init__(self, app: ASGIApp, allowed_origins: list[str]) -> None:
+        self.app = app
+        self.allowed_origins = frozenset(allowed_origins)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] not in UNSAFE_METHODS:
+            await self.app(scope, receive, send)
+            return
+        headers = Headers(scope=scope)
+        origin = headers.get("origin")
+        if not self.from_other_origin(headers) or self.allows(origin):
+            await self.app(scope, receive, send)
+            return
+        page = f"a page of {origin}" if origin else "a page of another site"
+        detail = (
+            f"cross-site request refused: {page} may not {scope['method']} {scope['path']} "
+            "here; to let it, add its origin to DOCQA_CORS_ORIGINS"
+        )
+        await JSONResponse({"detail": detail}, 403)(scope, receive, send)
+
+    def allows(self, origin: str | None) -> bool:
+        """Whether DOCQA_CORS_ORIGINS lets pages of this origin call the service."""
+        return origin is not None and (
+            origin in self.allowed_origins or "*" in self.allowed_origins
+        )
+
+    @staticmethod
+    def from_other_origin(headers: Headers) -> bool:
+        """Whether the browser says that the request comes from a page of another origin
+        (Origin `null`, sent by sandboxed pages and local files, is another origin)."""
+        if headers.get("sec-fetch-site", "").lower() in OTHER_SITES:
+            return True
+        origin = headers.get("origin")
+        if origin is None:
+            return False
+        # The scheme is not compared: behind a TLS proxy the service sees http while the page
+        # is https. Browsers write both from the same URL, default ports left out.
+        return urlsplit(origin).netloc.lower() != headers.get("host", "").lower()
 
 
 class ApiKeyGuard:

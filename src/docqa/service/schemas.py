@@ -147,12 +147,26 @@ class DocumentRecord(BaseModel):
     status_url: str = Field(description="Where to follow its status (GET).")
 
 
-class UploadResponse(BaseModel):
-    """Uploaded documents, accepted and being indexed in the background (202)."""
+class UploadedDocument(DocumentRecord):
+    """An uploaded file: the document it is in the library, and whether it was stored now."""
 
-    documents: list[DocumentRecord] = Field(
-        description="One record per uploaded file, under the name it was stored with (a name "
-        "already taken gets ' (2)', ' (3)', ... before its suffix)."
+    stored: bool = Field(
+        description="True: stored now, indexed in the background; false: the library already "
+        "held the same bytes, as the document this record names (nothing was stored)."
+    )
+    detail: str = Field(
+        description="What became of the file: 'added', or 'already in the library as NAME'."
+    )
+
+
+class UploadResponse(BaseModel):
+    """Uploaded documents: 202 when some were stored and are being indexed in the background,
+    200 when the library already held every one of them."""
+
+    documents: list[UploadedDocument] = Field(
+        description="One record per uploaded file, in the order sent, under the name it is in "
+        "the library with: a new file's name (one already taken gets ' (2)', ' (3)', ... "
+        "before its suffix), or that of the document with the same bytes."
     )
 
 

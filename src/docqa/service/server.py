@@ -19,7 +19,7 @@ from docqa.config import Settings
 from docqa.models import DocqaError
 from docqa.service.app import create_app
 from docqa.service.metrics import MULTIPROCESS_ENV
-from docqa.service.middleware import LOCAL_HOSTS, access_log, log_line
+from docqa.service.middleware import LOCAL_HOSTS, access_log, is_loopback, log_line
 
 log = logging.getLogger("docqa.service")
 
@@ -39,7 +39,11 @@ HEAD_TOO_LARGE = (
 ALL_INTERFACES = ("0.0.0.0", "::", "")
 ALL_INTERFACES_WARNING = (
     "listening on all interfaces, but without DOCQA_ALLOWED_HOSTS only requests addressed to "
-    "localhost are answered: set DOCQA_ALLOWED_HOSTS to the names clients use"
+    "localhost from this machine are answered: set DOCQA_ALLOWED_HOSTS to the names clients use"
+)
+OPEN_WARNING = (
+    "no API key is set: anyone who can reach port {port} may upload and delete documents; "
+    "set DOCQA_API_KEY to require a key, or DOCQA_READ_ONLY=true to refuse changes"
 )
 
 
@@ -55,10 +59,16 @@ def serve(settings: Settings, host: str, port: int, workers: int = 1) -> None:
             f"--workers {workers} needs Redis to share conversations and rate limits: "
             "set DOCQA_REDIS_URL (e.g. redis://127.0.0.1:6379/0) or use --workers 1"
         )
+    if not settings.api_key and not settings.read_only:
+        log.warning("%s", OPEN_WARNING.format(port=port))
     if not settings.allowed_hosts:
         if host in ALL_INTERFACES:
             log.warning("%s", ALL_INTERFACES_WARNING)
-        settings = settings.model_copy(update={"allowed_hosts": default_hosts(host)})
+        # On the network, a client elsewhere could send `Host: 127.0.0.1` and be answered.
+        local_only = settings.local_hosts_local_only or not is_loopback_bind(host)
+        settings = settings.model_copy(
+            update={"allowed_hosts": default_hosts(host), "local_hosts_local_only": local_only}
+        )
     if workers == 1:
         run_uvicorn(create_app(settings), settings, host, port, workers=1)
         return
@@ -114,6 +124,11 @@ def default_hosts(bind_host: str) -> list[str]:
     if bind_host not in ALL_INTERFACES:  # not a name clients use
         hosts.append(f"[{bind_host}]" if ":" in bind_host else bind_host)
     return hosts
+
+
+def is_loopback_bind(bind_host: str) -> bool:
+    """Whether the service listens only on this machine's loopback interface."""
+    return bind_host.lower() == "localhost" or is_loopback(bind_host)
 
 
 def _exit_cleanly(signum: int, frame: object) -> None:

@@ -13,9 +13,9 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from docqa.config import Settings
-from docqa.corpus import CorpusError, hash_corpus
+from docqa.corpus import CorpusError
 from docqa.engine import Engine, QuestionError, answer_json
-from docqa.index import current_build, load_build, stale_reasons
+from docqa.index import compare_corpus, current_build, load_build
 from docqa.library import document_id, library_names
 from docqa.models import Answer, DocqaError
 from docqa.service.conversations import ConversationStore
@@ -72,18 +72,18 @@ def health_json(engine: Engine, changes: list[str]) -> dict[str, Any]:
 def corpus_changes(engine: Engine) -> list[str]:
     """How the corpus on disk differs from the one the loaded index was built from."""
     try:
-        corpus = hash_corpus(engine.settings.corpus_dir)
+        return compare_corpus(engine.index.manifest, engine.settings)
     except CorpusError as error:
         return [str(error)]
     except OSError as error:  # a file removed or made unreadable while it was listed
         return [f"the corpus cannot be read: {error}"]
-    return stale_reasons(engine.index.manifest, engine.settings, corpus)
 
 
 @dataclass
 class StalenessCheck:
     """The corpus changes since the index was loaded, recomputed at most every `every_s`
-    seconds however often /health is asked (the corpus is hashed, which reads every file)."""
+    seconds however often /health is asked (a file whose size or modification time moved
+    since the index read it is hashed)."""
 
     every_s: float
     changes: list[str] = field(default_factory=list)

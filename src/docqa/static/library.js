@@ -312,9 +312,14 @@
       } catch (_) {
         body = null;
       }
-      if (xhr.status === 202 && body && Array.isArray(body.documents)) {
-        const stored = body.documents.map((d) => d.name).join(', ');
-        say(`Added ${stored}: indexing, it can be asked in a moment.`);
+      if ((xhr.status === 202 || xhr.status === 200) && body && Array.isArray(body.documents)) {
+        // 200: the library already held every file (same bytes); each record says as which.
+        const stored = body.documents.filter((d) => d.stored !== false).map((d) => d.name);
+        const copies = body.documents.filter((d) => d.stored === false).map((d) => d.detail);
+        const parts = [];
+        if (stored.length) parts.push(`Added ${stored.join(', ')}: indexing, it can be asked in a moment.`);
+        if (copies.length) parts.push(`Not stored again: ${copies.join('; ')}.`);
+        say(parts.join(' '));
         refresh();
       } else if (xhr.status === 401) {
         say('This server needs an API key: enter it with the API key button, then upload again.', 'error');

@@ -18,10 +18,10 @@ from typing import Any
 
 import numpy as np
 
+from docqa.answer.kinds import Expectation, expectation_of, fits_answer_type, spells_out
 from docqa.config import Settings
 from docqa.embedding import Embedder
 from docqa.index import Index, tokenize
-from docqa.kinds import Expectation, expectation_of, fits_answer_type, spells_out
 from docqa.models import Hit
 
 # Weights chosen by a grid over the evaluation set (README, "How the defaults were chosen"):

@@ -183,3 +183,17 @@ def counts_thing(counted: frozenset[str], sentence: str) -> bool:
     if not places:
         return True
     return any(QUANTITY.fullmatch(w) for i in places for w in words[max(0, i - 4) : i])
+
+
+_OVERVIEW = re.compile(
+    r"^\s*(please\s+)?(tell\s+me\s+(more\s+)?about|describe|explain|summari[sz]e|"
+    r"give\s+(me\s+)?an?\s+(overview|summary)\s+of|what\s+do\s+(you|the\s+documents?)\s+"
+    r"(know|say)\s+about|overview\s+of)\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_overview(question: str) -> bool:
+    """Whether the question asks about a subject as a whole ("Tell me about the cider
+    press"), not for one fact: no single span answers it."""
+    return bool(_OVERVIEW.match(question))
