@@ -315,7 +315,9 @@ def cmd_chat(options: argparse.Namespace, settings: Settings) -> int:
     engine = load_engine(settings)
     history: list[Turn] = []
     enable_line_editing()
-    print("Ask about your documents; follow-up questions are understood. Empty line or Ctrl-D quits.")
+    print(
+        "Ask about your documents; follow-up questions are understood. Empty line or Ctrl-D quits."
+    )
     while True:
         try:
             question = readable_question(input("> "))
