@@ -29,3 +29,14 @@ if [ ! -x /usr/bin/redis-server ]; then
             echo "install.sh: could not install redis-server; the Redis tests will be skipped" >&2
     fi
 fi
+
+# Tesseract reads scanned PDF pages (OCR); without it such files are skipped with a message
+# saying how to install it. Debian's package, with its English model (tesseract-ocr-eng).
+if [ ! -x /usr/bin/tesseract ]; then
+    if command -v apt-get >/dev/null 2>&1; then
+        SUDO=""; [ "$(id -u)" = "0" ] || SUDO="sudo"
+        { $SUDO apt-get update -qq && $SUDO apt-get install -y -qq tesseract-ocr >/dev/null; } ||
+            echo "install.sh: could not install tesseract-ocr; scanned PDFs will be skipped" \
+                "and the OCR tests skipped" >&2
+    fi
+fi

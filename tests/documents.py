@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 # The same facts in every format, so each can be asked the same questions.
 FACTS = {
@@ -104,3 +105,113 @@ def write_folder(folder: Path) -> Path:
     (folder / "notes.txt").write_bytes(latin.encode("latin-1"))
     (folder / "image.txt").write_bytes(bytes(range(256)) * 8)
     return folder
+
+
+# A scanned bulletin: each page is one image of text, with a running header and a page number
+# (both chrome). The lighthouse fact is on page 3 only.
+SCANNED_PAGES = (
+    (
+        "Harbour Society Bulletin",
+        "The harbour society was formed by fishermen and boat builders. It keeps the old "
+        "pier in repair and runs a small museum near the ferry landing.",
+    ),
+    (
+        "The Ferry Service",
+        "The ferry crosses the bay four times a day in summer and twice a day in winter. "
+        "Tickets are sold on board and cost six pounds for a return crossing.",
+    ),
+    (
+        "The Lighthouse",
+        "The harbour lighthouse was first lit on 14 March 1871 by keeper Tobias Wren. "
+        "Its lamp burned whale oil until the year the town was connected to the gas works.",
+    ),
+    (
+        "Boat Building",
+        "Wooden boats are still built in the yard behind the chapel. The society teaches "
+        "young apprentices to steam oak planks and to caulk a hull with cotton.",
+    ),
+    (
+        "Annual Regatta",
+        "The regatta is held on the last Saturday of August. Sailing dinghies race around "
+        "three buoys and the winner receives a silver cup made by a local smith.",
+    ),
+)
+SCAN_DPI = 150
+"""Resolution of the generated page images: a modest office scan."""
+
+
+def scanned_page(heading: str, body: str, number: int) -> Any:
+    """An A4 page image holding a running header, a heading, a paragraph and a page number."""
+    import textwrap
+
+    from PIL import Image, ImageDraw, ImageFont
+
+    width, height = round(8.27 * SCAN_DPI), round(11.69 * SCAN_DPI)
+    image = Image.new("L", (width, height), 255)
+    draw = ImageDraw.Draw(image)
+    point = SCAN_DPI / 72
+
+    def font(size: float) -> Any:
+        return ImageFont.load_default(size=round(size * point))
+
+    margin = SCAN_DPI
+    draw.text((margin, round(0.5 * SCAN_DPI)), "Harbour Society - Bulletin", fill=0, font=font(9))
+    draw.text((margin, round(1.5 * SCAN_DPI)), heading, fill=0, font=font(18))
+    y = round(2.1 * SCAN_DPI)
+    for line in textwrap.wrap(body, 70):
+        draw.text((margin, y), line, fill=0, font=font(12))
+        y += round(18 * point)
+    draw.text((width // 2, height - round(0.6 * SCAN_DPI)), str(number), fill=0, font=font(9))
+    return image
+
+
+def write_scanned_pdf(path: Path, text_first_page: bool = False) -> Path:
+    """A PDF of SCANNED_PAGES as page images (no text layer); with `text_first_page`, page 1
+    is typed text instead and only the second page (a scan) follows."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pages = SCANNED_PAGES[:2] if text_first_page else SCANNED_PAGES
+    for number, (heading, body) in enumerate(pages, 1):
+        pdf.add_page()
+        if text_first_page and number == 1:
+            pdf.set_font("Helvetica", "B", size=16)
+            pdf.cell(0, 10, heading)
+            pdf.ln(14)
+            pdf.set_font("Helvetica", size=11)
+            pdf.multi_cell(0, 6, body)
+        else:
+            pdf.image(scanned_page(heading, body, number), x=0, y=0, w=pdf.w, h=pdf.h)
+    pdf.output(str(path))
+    return path
+
+
+DIRECTORY_ROWS = (
+    ("Department", "Extension", "Head"),
+    ("Logistics", "4417", "Maria Olsen"),
+    ("Finance", "4420", "Tom Berg"),
+    ("Human Resources", "4431", "Anna Lind"),
+)
+
+
+def write_table_pdf(path: Path) -> Path:
+    """A one-page PDF: a heading, a paragraph, DIRECTORY_ROWS as a ruled table, a paragraph."""
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.set_font("Helvetica", "B", size=16)
+    pdf.cell(0, 10, "Phone Directory")
+    pdf.ln(14)
+    pdf.set_font("Helvetica", size=11)
+    pdf.multi_cell(0, 6, "Each department answers its own extension during office hours.")
+    pdf.ln(6)
+    with pdf.table() as table:
+        for cells in DIRECTORY_ROWS:
+            row = table.row()
+            for text in cells:
+                row.cell(text)
+    pdf.ln(6)
+    pdf.multi_cell(0, 6, "Call the switchboard on extension 4400 when nobody answers.")
+    pdf.output(str(path))
+    return path

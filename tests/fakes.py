@@ -54,6 +54,8 @@ def use_fake_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(docqa.embedding, "export_onnx", export_onnx)
     monkeypatch.setattr(docqa.embedding, "quantize_onnx", export_onnx)
     monkeypatch.setattr(docqa.embedding, "OnnxEmbedder", onnx_embedder)
+    # The patches hold in this process only: the service builds here, not in a child.
+    monkeypatch.setenv("DOCQA_BUILD_IN_CHILD", "false")
 
 
 def tiny_settings(folder: Path, corpus: dict[str, str], **overrides: Any) -> Settings:

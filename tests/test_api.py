@@ -37,6 +37,7 @@ SOURCE_KEYS = {
     "rank",
     "chunk_id",
     "document",
+    "document_id",
     "section",
     "text",
     "score",
@@ -45,7 +46,7 @@ SOURCE_KEYS = {
     "page",
     "weak",
 }
-CITATION_KEYS = {"rank", "chunk_id", "text", "start", "end"}
+CITATION_KEYS = {"rank", "chunk_id", "text", "start", "end", "document_start", "document_end"}
 KEY = "s3cret-key-for-tests"
 
 

@@ -18,6 +18,7 @@ import pytest
 
 from docqa.bench.ann import recall_at
 from docqa.bench.corpora import write_scaled_corpus
+from docqa.bench.indexing import write_book
 from docqa.bench.plan import HEAVY_MODULES, STAGES, BenchmarkError, Plan
 from docqa.bench.questions import question_variants
 from docqa.bench.report import write_reports
@@ -25,6 +26,8 @@ from docqa.bench.run import run_benchmark
 from docqa.bench.stats import summarize
 from docqa.bench.vectors import VectorSource
 from docqa.config import Settings
+from docqa.corpus import read_corpus
+from docqa.indexing import chunk_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -90,6 +93,16 @@ def test_scaled_corpus_has_one_reworded_document_per_copy(tmp_path: Path) -> Non
     assert len(texts) == 3
     assert len(set(texts)) == 3
     assert all("NATO" in text for text in texts)
+
+
+def test_the_benchmark_book_repeats_almost_no_sentence(tmp_path: Path) -> None:
+    # A book of repeated sentences would time an encoder cache, not the build.
+    book = write_book(ROOT / "corpus", tmp_path / "book" / "book.txt", 200_000)
+    assert book.stat().st_size >= 200_000
+    settings = Settings(corpus_dir=book.parent)
+    chunks = chunk_corpus(read_corpus(book.parent), settings)
+    sentences = [c.text[s:e] for c in chunks for s, e in c.sentences]
+    assert len(set(sentences)) >= 0.9 * len(sentences)
 
 
 # --- the CLI's import weight ---------------------------------------------------------------

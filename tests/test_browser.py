@@ -6,6 +6,7 @@ Set DOCQA_SCREENSHOT=docs/screenshot.png to save a picture of the page after the
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -41,9 +42,10 @@ def server() -> Iterator[Server]:
         yield server
 
 
-@pytest.fixture
-def page(server: Server) -> Iterator[Any]:
-    """A fresh page in headless Chromium; fails the test on any console error."""
+@contextlib.contextmanager
+def chromium_page(**options: Any) -> Iterator[tuple[Any, list[str]]]:
+    """A page in headless Chromium (`options` for `new_page`) and the console errors and
+    page errors it logs; skips the test when Chromium is not installed."""
     playwright_api = pytest.importorskip("playwright.sync_api")
     executable = find_chromium()
     if executable is None:
@@ -53,8 +55,7 @@ def page(server: Server) -> Iterator[Any]:
         browser = playwright.chromium.launch(
             executable_path=executable, args=CHROMIUM_ARGS, headless=True
         )
-        # Reduced motion: chat.js then scrolls instantly, so screenshots are not mid-scroll.
-        page = browser.new_page(viewport={"width": 1100, "height": 1000}, reduced_motion="reduce")
+        page = browser.new_page(**options)
         page.on(
             "console",
             lambda message: (
@@ -63,9 +64,18 @@ def page(server: Server) -> Iterator[Any]:
         )
         page.on("pageerror", lambda error: errors.append(f"page error: {error}"))
         try:
-            yield page
+            yield page, errors
         finally:
             browser.close()
+
+
+@pytest.fixture
+def page(server: Server) -> Iterator[Any]:
+    """A fresh page in headless Chromium; fails the test on any console error."""
+    # Reduced motion: chat.js then scrolls instantly, so screenshots are not mid-scroll.
+    viewport = {"width": 1100, "height": 1000}
+    with chromium_page(viewport=viewport, reduced_motion="reduce") as (page, errors):
+        yield page
     assert errors == [], "\n".join(errors)
 
 

@@ -2,12 +2,12 @@
 starts with an EMPTY corpus: upload a PDF with the button and get an answer with its page,
 drop a second file, filter to it, reload, delete, outage.
 
-Set DOCQA_SCREENSHOT_DIR=docs to save the README pictures (library.png, by default nothing is
-written into the repository).
+docs/library.png is made by tests/test_browser_panel.py (the 200-document library).
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 from collections.abc import Iterator
@@ -18,7 +18,7 @@ import pytest
 
 import test_browser
 from documents import write_pdf
-from test_browser import ANSWER_TIMEOUT_MS, CHROMIUM_ARGS, ask, find_chromium
+from test_browser import ANSWER_TIMEOUT_MS, ask, chromium_page
 from test_server import Server, running_server, spawned_server, wait_until_ready
 
 pytestmark = pytest.mark.browser
@@ -35,16 +35,23 @@ The eruption of Eyjafjallajokull in 2010 stopped air traffic over Europe for six
 """
 
 
-@pytest.fixture(scope="module")
-def server() -> Iterator[Server]:
-    """A server over an empty corpus folder and no index: the page must invite an upload."""
-    with tempfile.TemporaryDirectory(prefix="docqa-library-") as folder:
+@contextlib.contextmanager
+def empty_library_server(prefix: str) -> Iterator[Server]:
+    """A real `docqa serve` over an empty corpus folder and no index, ready."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as folder:
         root = Path(folder)
         (root / "corpus").mkdir()
         env = {"DOCQA_CORPUS_DIR": str(root / "corpus"), "DOCQA_INDEX_DIR": str(root / "index")}
         with spawned_server(root / "server.log", **env) as server:
             wait_until_ready(server)
             yield server
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Server]:
+    """A server over an empty library: the page must invite an upload."""
+    with empty_library_server("docqa-library-") as server:
+        yield server
 
 
 def upload_through_the_page(page: Any, path: Path) -> Any:
@@ -101,7 +108,6 @@ def test_upload_ask_filter_delete_reload_in_the_page(
     volcanoes = drop_on_the_page(page, tmp_path / "volcanoes.md")
     assert page.locator("#drop-zone").is_hidden()
     assert page.locator("#title").inner_text() == "Ask your documents"
-    save_screenshot(page, "library.png")
     volcanoes.locator(".document-check").check()
     assert page.locator("#composer-scope").inner_text() == "Asking volcanoes.md only"
     filtered = ask(page, "When was the astronomy club founded?")
@@ -133,18 +139,8 @@ def save_screenshot(page: Any, name: str) -> None:
 def lenient_page() -> Iterator[Any]:
     """A page in headless Chromium that may log failed requests (a simulated outage, the
     401s before the API key is given)."""
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    executable = find_chromium()
-    if executable is None:
-        pytest.skip("chromium not found: install it with `apt-get install -y chromium`")
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=executable, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield browser.new_page(reduced_motion="reduce")
-        finally:
-            browser.close()
+    with chromium_page(reduced_motion="reduce") as (page, _):
+        yield page
 
 
 def test_the_status_turns_red_when_the_server_is_unreachable_and_recovers(

@@ -38,6 +38,7 @@ SOURCE_KEYS = {
     "rank",
     "chunk_id",
     "document",
+    "document_id",
     "section",
     "text",
     "score",

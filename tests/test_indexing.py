@@ -135,6 +135,15 @@ def test_progress_is_told_each_stage(settings: Settings) -> None:
     assert {"reading", "embedding sentences"} <= set(seen)
 
 
+def test_every_stage_is_announced_before_its_work_starts(settings: Settings) -> None:
+    seen: list[tuple[str, int, int]] = []
+    update_index(settings, lambda *step: seen.append(step))
+    assert seen[0] == ("reading", 0, 2)  # before the first file is read
+    firsts = {stage: done for stage, done, _ in reversed(seen)}
+    assert firsts["embedding sentences"] == 0
+    assert seen[-2:] == [("writing", 0, 1), ("writing", 1, 1)]
+
+
 def test_open_index_shows_progress_when_it_builds(settings: Settings) -> None:
     seen: list[tuple[str, int, int]] = []
     open_index(settings, progress=lambda *step: seen.append(step))

@@ -70,14 +70,14 @@ def test_encrypted_pdf_fails_with_a_reason(tmp_path: Path) -> None:
         extract("locked.pdf", path.read_bytes())
 
 
-def test_pdf_without_a_text_layer_fails_saying_ocr_is_not_supported(tmp_path: Path) -> None:
+def test_pdf_without_a_text_layer_or_a_page_image_fails_with_a_reason(tmp_path: Path) -> None:
     from fpdf import FPDF
 
     scan = FPDF()
     scan.add_page()
     scan.rect(20, 20, 100, 100, style="F")  # a picture, no text
     scan.output(str(tmp_path / "scan.pdf"))
-    with pytest.raises(ExtractionError, match=r"no text layer.*OCR is not supported"):
+    with pytest.raises(ExtractionError, match="no text layer and no scanned page image to OCR"):
         extract("scan.pdf", (tmp_path / "scan.pdf").read_bytes())
 
 

@@ -212,7 +212,8 @@ def format_records(records: Sequence[DocumentRecord]) -> str:
     lines = []
     for record in records:
         if record.status == "indexed":
-            pages = f"{record.pages} pages, " if record.pages is not None else ""
+            ocr = f" ({record.ocr_pages} by OCR)" if record.ocr_pages else ""
+            pages = f"{record.pages} pages{ocr}, " if record.pages is not None else ""
             encoding = f", {record.encoding}" if record.encoding and record.type != "pdf" else ""
             detail = f"{record.type}{encoding}, {pages}{record.chunks} chunks"
         else:
@@ -255,7 +256,7 @@ def cmd_add(options: argparse.Namespace, settings: Settings) -> int:
 
     paths = [Path(f) for f in options.files]
     try:
-        added = add_files(settings.corpus_dir, paths, options.replace)
+        added = add_files(settings.corpus_dir, paths, options.replace, settings.max_document_chars)
     except UploadError as error:
         raise UsageError(str(error)) from error
     stored = [item.name for item in added if item.stored]

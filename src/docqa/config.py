@@ -41,6 +41,22 @@ class Settings(BaseSettings):
     of long books, which at the measured indexing speed (README, "Performance": the 411 KB
     book in 7.4 s) takes ~15 minutes, not hours. A file skipped for either limit is judged
     again by the first run with other limits."""
+    read_timeout_s: float = Field(60.0, ge=0)
+    """Seconds the reader of one file (PDF, DOCX, ...) may take. Each file is read in a child
+    process, killed at this limit: the file is skipped ("reading took over 60 s"), the others
+    are indexed. 0 reads files in the indexing process itself, without the limits below."""
+    read_memory_mb: int = Field(1024, ge=0)
+    """Megabytes of memory the reader of one file may take beyond its process's start (an
+    address-space limit, so no allocation passes it); over it the file is skipped ("needed
+    over 1024 MB"). A DOCX whose parts unpack to more is skipped unread. 0: no limit."""
+    max_pages: int = Field(5000, ge=1)
+    """A PDF whose page tree declares more pages is skipped unread: a 50,000-page PDF of
+    empty pages took 14 s to find nothing in, and books run to about 1,500 pages."""
+    build_in_child: bool = True
+    """The service runs each index build (after an upload, a deletion, POST /reindex) in a
+    child process, so that what the build loads (the passage encoder, its buffers) leaves
+    with it: the serving process stayed within 1.3x of its memory (README, "Indexing").
+    false builds in the serving process (tests with a fake embedder do)."""
 
     k: int = Field(5, ge=1, le=50)
     candidates: int = Field(20, ge=1, le=200)

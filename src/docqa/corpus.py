@@ -6,12 +6,19 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from io import BufferedReader
 from pathlib import Path
 
-from docqa.ingest import ExtractionError, SkippedFileError, extract
+from docqa.ingest import (
+    Extracted,
+    ExtractionError,
+    Format,
+    SkippedFileError,
+    extract,
+    reader_failure,
+)
 from docqa.models import DocqaError, Document, DocumentRecord
 
 UNREADABLE = "unreadable"
@@ -25,6 +32,8 @@ SETTLE_NS = 2_000_000_000
 tick of the file system's clock (a jiffy on Linux, 2 s on FAT) without its modification time
 moving: its time is not recorded, so the next run hashes it instead of trusting it."""
 
+Extractor = Callable[[str, bytes], tuple[Format, Extracted]]
+"""Reads a file's bytes with its format's reader (docqa.ingest.extract, or a bounded run of it)."""
 Stamp = tuple[int, int]
 """(size in bytes, modification time in ns) of a file."""
 
@@ -185,10 +194,11 @@ def _type_of(name: str) -> str:
 
 
 def read_file(
-    file: CorpusFile, max_bytes: int, max_chars: int
+    file: CorpusFile, max_bytes: int, max_chars: int, extractor: Extractor = extract
 ) -> tuple[Document | None, DocumentRecord]:
     """Read one corpus file into a Document and its report line; never raises for the file's
-    own problems (they become a skipped or failed record)."""
+    own problems (they become a skipped or failed record). `extractor` runs its format's
+    reader (the index build's runs it in a bounded child: docqa.isolation)."""
     record = DocumentRecord(
         document_id(file.name),
         file.name,
@@ -210,11 +220,16 @@ def read_file(
         return None, _with(failed, reason=f"cannot be read: {error.strerror}")
     record = _with(record, size=len(data), sha256=hashlib.sha256(data).hexdigest())
     try:
-        found, extracted = extract(file.name, data)
+        found, extracted = extractor(file.name, data)
     except SkippedFileError as error:
         return None, _with(record, reason=str(error))
     except ExtractionError as error:
         return None, _with(record, status="failed", reason=str(error))
+    except MemoryError:
+        raise
+    except Exception as error:  # the extractor's own failure, not the reader's: tried again
+        reason = f"{reader_failure(error, 'reading')}; it is tried again by the next run"
+        return None, _with(record, status="failed", reason=reason, sha256="", modified_ns=0)
     record = _with(record, chars=len(extracted.text))
     if record.chars > max_chars:
         return None, _over_text_limit(record, max_chars)
@@ -225,6 +240,7 @@ def read_file(
         type=found.name,
         pages=extracted.pages,
         encoding=extracted.encoding,
+        ocr_pages=extracted.ocr_pages,
     )
 
 

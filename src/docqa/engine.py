@@ -152,6 +152,7 @@ def source_json(hit: Hit, weak: bool = False) -> dict[str, Any]:
         "rank": hit.rank,
         "chunk_id": hit.chunk.id,
         "document": hit.chunk.document,
+        "document_id": document_id(hit.chunk.document),
         "section": hit.chunk.section,
         "text": hit.chunk.text,
         "score": round(hit.score, 4),
@@ -178,7 +179,15 @@ def answer_json(answer: Answer) -> dict[str, Any]:
         "confidence": answer.confidence,
         "sources": sources_json(answer.hits),
         "citations": [
-            {"rank": c.rank, "chunk_id": c.chunk_id, "text": c.text, "start": c.start, "end": c.end}
+            {
+                "rank": c.rank,
+                "chunk_id": c.chunk_id,
+                "text": c.text,
+                "start": c.start,
+                "end": c.end,
+                "document_start": c.document_start,
+                "document_end": c.document_end,
+            }
             for c in answer.citations
         ],
         "timings_ms": answer.timings_ms,

@@ -7,7 +7,9 @@ A build killed at any point leaves the previous index in use (see index.py for t
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
+import functools
 import json
 import os
 import shutil
@@ -48,6 +50,7 @@ from docqa.index import (
     records_of,
     tokenize,
 )
+from docqa.isolation import extract_bounded
 from docqa.models import Chunk, Document, DocumentRecord
 
 Progress = Callable[[str, int, int], None]
@@ -232,8 +235,9 @@ def _read_changed(
     manifest: dict[str, Any],
     kept: dict[str, _Vectors],
     progress: Progress | None,
-) -> tuple[list[DocumentRecord], dict[str, str], dict[str, _Vectors], list[Document]]:
-    """Records and hashes of every file; vectors kept for unchanged ones; the rest read.
+) -> tuple[list[DocumentRecord], dict[str, str], dict[str, _Vectors], list[list[Chunk]]]:
+    """Records and hashes of every file; vectors kept for unchanged ones; the rest read and
+    cut into chunks at once, so that no more than one document's text is held at a time.
 
     A file of the size and modification time recorded is unchanged without being read; one
     whose time moved is hashed, and unchanged if its hash is the recorded one. An unchanged
@@ -244,6 +248,9 @@ def _read_changed(
     hashes = manifest.get("documents", {})
     records, corpus, reused, read = [], {}, {}, []
     files = list_corpus(settings.corpus_dir)
+    if progress:  # at once: the first file may take a while to read
+        progress("reading", 0, len(files))
+    bounded = functools.partial(extract_bounded, settings=settings)  # a bad file fails alone
     for done, file in enumerate(files, 1):
         old = previous.get(file.name)
         stamp = stamp_of(file)
@@ -262,7 +269,9 @@ def _read_changed(
                 reused[file.name] = kept[file.name]
             continue
         try:
-            document, record = read_file(file, settings.max_file_bytes, settings.max_document_chars)
+            document, record = read_file(
+                file, settings.max_file_bytes, settings.max_document_chars, bounded
+            )
         except FileNotFoundError:
             continue
         if old and old.sha256 == record.sha256 and old.added_at:
@@ -270,7 +279,7 @@ def _read_changed(
         records.append(record)
         corpus[file.name] = record.sha256 or digest
         if document is not None:
-            read.append(document)
+            read.append(chunk_corpus([document], settings))
         if progress:
             progress("reading", done, len(files))
     return records, corpus, reused, read
@@ -288,15 +297,16 @@ def _unchanged(
 
 
 def _embed_documents(
-    documents: list[Document], settings: Settings, encoder: Path, progress: Progress | None
+    chunked: list[list[Chunk]], encoder: Path, progress: Progress | None
 ) -> dict[str, _Vectors]:
-    """Chunk and embed newly read documents (passages with their titles, and sentences)."""
-
-    chunks = chunk_corpus(documents, settings)
+    """Embed the chunks of newly read documents (sentences, then passages from them)."""
+    chunks = [chunk for document in chunked for chunk in document]
     if not chunks:
         return {}
     embedder = passage_embedder(encoder)
     texts = [c.text[s:e] for c in chunks for s, e in c.sentences]
+    if progress:  # at once: the first batches wait for the encoder to load
+        progress("embedding sentences", 0, len(texts))
     sentence_vectors = embed_all(embedder, texts, progress, "embedding sentences")
     passages = passage_vectors(embedder, chunks, sentence_vectors, progress)
     result: dict[str, _Vectors] = {}
@@ -330,7 +340,24 @@ def write_build(
     vectors: dict[str, _Vectors],
     query_encoder: Path,
 ) -> dict[str, Any]:
-    """Write the chunks, vectors, lexical index, encoder and manifest into `folder`."""
+    """Write the chunks, vectors, lexical index, encoder and manifest into `folder`; a
+    write that fails (a full disk) raises IndexBuildError, and the caller removes `folder`."""
+    try:
+        return _write_parts(settings, folder, records, corpus, vectors, query_encoder)
+    except (OSError, RuntimeError) as error:  # faiss reports a failed write as RuntimeError
+        if isinstance(error, RuntimeError) and not disk_full(error) and "write" not in str(error):
+            raise  # not a write: a bug, not the disk
+        raise write_failure(error, folder.parent) from error
+
+
+def _write_parts(
+    settings: Settings,
+    folder: Path,
+    records: list[DocumentRecord],
+    corpus: dict[str, str],
+    vectors: dict[str, _Vectors],
+    query_encoder: Path,
+) -> dict[str, Any]:
     import faiss
 
     from docqa.encoders import install_encoder
@@ -339,11 +366,10 @@ def write_build(
     chunks = [c for v in ordered for c in v.chunks]
     passages = np.concatenate([v.passages for v in ordered]).astype(np.float32)
     sentences = [s for v in ordered for s in v.sentences]
-    sentence_vectors = np.concatenate(sentences).astype(np.float32)
     starts = np.cumsum([0] + [len(s) for s in sentences]).astype(np.int64)
     install_encoder(query_encoder, folder / "encoder")
     faiss.write_index(make_dense_index(passages), str(folder / "dense.faiss"))
-    np.save(folder / "sentences.npy", sentence_vectors)
+    _save_rows(folder / "sentences.npy", sentences, int(passages.shape[1]))
     np.save(folder / "sentence_starts.npy", starts)
     _write_lexical(folder / "lexical", chunks)
     with open(folder / "chunks.jsonl", "w", encoding="utf-8") as handle:
@@ -357,6 +383,39 @@ def write_build(
         json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8"
     )
     return manifest
+
+
+def _save_rows(path: Path, parts: list[np.ndarray], dimension: int) -> None:
+    """Save the parts' rows as one float32 .npy, part by part: never a second copy of all."""
+    shape = (sum(len(part) for part in parts), dimension)
+    with open(path, "wb") as handle:
+        header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False}
+        np.lib.format.write_array_header_1_0(handle, {**header, "shape": shape})
+        for part in parts:
+            handle.write(np.ascontiguousarray(part, dtype="<f4").tobytes())
+
+
+def disk_full(error: BaseException) -> bool:
+    """Whether a failed write ran out of disk space (or of the user's quota)."""
+    if isinstance(error, OSError):
+        return error.errno in (errno.ENOSPC, errno.EDQUOT)
+    return any(words in str(error) for words in ("No space left on device", "quota exceeded"))
+
+
+def write_failure(error: OSError | RuntimeError, index_dir: Path) -> IndexBuildError:
+    """The one-line error for an index that could not be written."""
+    if disk_full(error):
+        words = (isinstance(error, OSError) and error.strerror) or "No space left on device"
+        return IndexBuildError(
+            f"the disk is full ({words}): the new index could not be written in {index_dir}; "
+            "the index in use is unchanged. Free space and run `docqa index` again"
+        )
+    if isinstance(error, OSError):
+        where = f" ({error.filename})" if error.filename else ""
+        return IndexBuildError(
+            f"cannot write the index in {index_dir}: {error.strerror or error}{where}"
+        )
+    return IndexBuildError(f"cannot write the index in {index_dir}: {error}")
 
 
 def nothing_indexed(records: list[DocumentRecord], corpus_dir: Path) -> str:
@@ -378,10 +437,7 @@ def update_index(
         try:
             return _update_locked(settings, progress, force, started)
         except OSError as error:
-            where = f" ({error.filename})" if error.filename else ""
-            raise IndexBuildError(
-                f"cannot write the index in {index_dir}: {error.strerror or error}{where}"
-            ) from error
+            raise write_failure(error, index_dir) from error
 
 
 def _update_locked(
@@ -413,11 +469,15 @@ def _update_locked(
             settings.passage_precision,
             progress,
         )
-        vectors = {**reused, **_embed_documents(read, settings, passage_encoder, progress)}
+        vectors = {**reused, **_embed_documents(read, passage_encoder, progress)}
         records = [_with_counts(r, vectors.get(r.name)) for r in records]
         if not vectors:
             raise NothingToIndexError(nothing_indexed(records, settings.corpus_dir))
+        if progress:
+            progress("writing", 0, 1)
         write_build(settings, temporary, records, corpus, vectors, query_encoder)
+        if progress:
+            progress("writing", 1, 1)
     except BaseException:
         shutil.rmtree(temporary, ignore_errors=True)
         raise
@@ -436,11 +496,18 @@ def build_index(settings: Settings, progress: Progress | None = None, force: boo
 
 
 def _point_to(index_dir: Path, name: str) -> None:
+    """Switch CURRENT to build `name` atomically; when that fails (a full disk), the build
+    is removed and CURRENT still names the previous one."""
     pointer = index_dir / f".CURRENT-{os.getpid()}"
-    pointer.write_text(name + "\n", encoding="utf-8")
-    with open(pointer) as handle:
-        os.fsync(handle.fileno())
-    os.replace(pointer, index_dir / "CURRENT")
+    try:
+        pointer.write_text(name + "\n", encoding="utf-8")
+        with open(pointer) as handle:
+            os.fsync(handle.fileno())
+        os.replace(pointer, index_dir / "CURRENT")
+    except OSError as error:
+        pointer.unlink(missing_ok=True)
+        shutil.rmtree(index_dir / name, ignore_errors=True)
+        raise write_failure(error, index_dir) from error
 
 
 def _remove_old_builds(index_dir: Path, keep: str) -> None:

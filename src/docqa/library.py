@@ -5,6 +5,7 @@ sees half a file and an existing document is never overwritten."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import os
 import re
@@ -24,6 +25,7 @@ from docqa.corpus import (
     list_corpus,
 )
 from docqa.ingest import FORMATS, ExtractionError, SkippedFileError, extract, format_for
+from docqa.ingest.text import decode
 from docqa.models import DocqaError, DocumentRecord
 
 if TYPE_CHECKING:
@@ -43,6 +45,18 @@ class UploadError(DocqaError):
 
 class UnsupportedTypeError(UploadError):
     """An uploaded file of a type docqa does not read."""
+
+
+class TooLongError(UploadError):
+    """An uploaded file whose text is over the length limit (DOCQA_MAX_DOCUMENT_CHARS)."""
+
+
+class StorageError(DocqaError):
+    """A file could not be written into the corpus folder; nothing of it was left there."""
+
+
+class DiskFullError(StorageError):
+    """The disk holding the corpus folder is full (or the quota is used up)."""
 
 
 class DocumentNotFoundError(DocqaError):
@@ -104,15 +118,49 @@ def check_type(name: str, accepted: Sequence[str] = ()) -> None:
         )
 
 
-def check_content(name: str, data: bytes) -> None:
+def check_content(name: str, data: bytes, max_chars: int | None = None) -> None:
     """Raises UploadError for a file that cannot be indexed: empty, binary data posing as
-    text, an encrypted, damaged or image-only PDF (its format's reader is run on it)."""
+    text, an encrypted, damaged or image-only PDF (its format's reader is run on it), or
+    one whose text is over `max_chars` (TooLongError, the build would skip it).
+
+    Plain text and Markdown are measured as decoded, before their reader runs: a text's
+    length is the one the build compares, a Markdown file's is that plus its markup. Other
+    formats (HTML, whose markup is often most of the file, PDF, DOCX) are measured by the
+    text their reader gives, as the build does."""
     if not data.strip():
         raise UploadError(f"{name} is empty: there is nothing in it to index")
     try:
-        extract(name, data)
+        found = format_for(name)
+        measured = found is not None and found.name in ("text", "markdown")
+        # A character takes at least one byte: only a file longer than the limit is decoded.
+        if measured and max_chars is not None and len(data) > max_chars:
+            check_length(name, len(decode(data)[0]), max_chars)
+        _, extracted = extract(name, data)
     except (SkippedFileError, ExtractionError) as error:
         raise UploadError(f"{name} cannot be indexed: {error}") from error
+    if max_chars is not None:
+        check_length(name, len(extracted.text), max_chars)
+
+
+def check_length(name: str, chars: int, max_chars: int) -> None:
+    """Raises TooLongError when a document's text of `chars` characters is over the limit."""
+    if chars > max_chars:
+        raise TooLongError(
+            f"{name}: its text of {chars:,} characters is over the limit of {max_chars:,} "
+            "(DOCQA_MAX_DOCUMENT_CHARS): split it, or raise the limit"
+        )
+
+
+def storage_failure(error: OSError, name: str) -> StorageError:
+    """The error for a file that could not be written into the corpus folder."""
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFullError(
+            f"the disk is full: {name} could not be stored in the corpus folder and nothing "
+            "of it was kept; free space and add it again"
+        )
+    return StorageError(
+        f"{name} could not be stored in the corpus folder: {error.strerror or error}"
+    )
 
 
 def store_file(corpus_dir: Path, name: str, data: bytes) -> str:
@@ -121,13 +169,8 @@ def store_file(corpus_dir: Path, name: str, data: bytes) -> str:
     When `name` is taken (by an earlier or a concurrent upload) the file is kept as
     "name (2).txt", "name (3).txt", ...: the link into place fails rather than replace.
     """
-    corpus_dir.mkdir(parents=True, exist_ok=True)
-    temporary = corpus_dir / f".upload-{secrets.token_hex(8)}"
+    temporary = write_hidden(corpus_dir, name, data)
     try:
-        with open(temporary, "xb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
         stem, suffix = os.path.splitext(name)
         for attempt in range(1, 1000):
             candidate = name if attempt == 1 else f"{stem} ({attempt}){suffix}"
@@ -137,8 +180,26 @@ def store_file(corpus_dir: Path, name: str, data: bytes) -> str:
                 continue
             return candidate
         raise UploadError(f"{name}: too many documents already have this name: rename it")
+    except OSError as error:
+        raise storage_failure(error, name) from error
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def write_hidden(corpus_dir: Path, name: str, data: bytes) -> Path:
+    """Write the bytes of document `name` to a new hidden file of the corpus folder (never
+    indexed), synced to disk; its path. When that fails (a full disk), nothing is left."""
+    temporary = corpus_dir / f".upload-{secrets.token_hex(8)}"
+    try:
+        corpus_dir.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "xb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise storage_failure(error, name) from error
+    return temporary
 
 
 def remove_file(corpus_dir: Path, name: str) -> None:
@@ -156,11 +217,14 @@ def library_names(corpus_dir: Path) -> list[str]:
     return []
 
 
-def add_files(corpus_dir: Path, paths: list[Path], replace: bool = False) -> list[Added]:
+def add_files(
+    corpus_dir: Path, paths: list[Path], replace: bool = False, max_chars: int | None = None
+) -> list[Added]:
     """Copy files into the corpus folder; where each one is there. Every file is checked
-    before any is copied, so a bad one leaves the corpus unchanged. A file whose bytes the
-    library already holds is not copied (`Added.stored` is False); another file of a name
-    already taken is kept beside it as "name (2).ext", or replaces it with `replace`."""
+    (its text against `max_chars`) before any is copied, so a bad one leaves the corpus
+    unchanged. A file whose bytes the library already holds is not copied (`Added.stored`
+    is False); another file of a name already taken is kept beside it as "name (2).ext",
+    or replaces it with `replace`."""
     loaded = []
     for path in paths:
         try:
@@ -170,7 +234,7 @@ def add_files(corpus_dir: Path, paths: list[Path], replace: bool = False) -> lis
         name = safe_filename(path.name)
         check_type(name)
         if find_same_content(corpus_dir, data) is None:  # a copy was checked when it came
-            check_content(name, data)
+            check_content(name, data, max_chars)
         loaded.append((name, data))
     return [add_document(corpus_dir, name, data, replace) for name, data in loaded]
 
@@ -183,8 +247,12 @@ def add_document(corpus_dir: Path, name: str, data: bytes, replace: bool = False
     if replace and target.is_file() and not target.is_symlink():
         if content_hash(target) == hashlib.sha256(data).hexdigest():
             return Added(name, stored=False)
-        stored = store_file(corpus_dir, f".replacing-{secrets.token_hex(4)}-{name}", data)
-        os.replace(corpus_dir / stored, target)
+        temporary = write_hidden(corpus_dir, name, data)
+        try:
+            os.replace(temporary, target)
+        except OSError as error:
+            temporary.unlink(missing_ok=True)
+            raise storage_failure(error, name) from error
         return Added(name, stored=True)
     same = find_same_content(corpus_dir, data)
     if same is not None:

@@ -128,3 +128,5 @@ class DocumentRecord:
     `max_document_chars`; a run with other limits judges it again."""
     limit_value: int = 0
     """The value of that setting when the file was judged."""
+    ocr_pages: int = 0
+    """How many of its pages were read by OCR (scanned pages without a text layer)."""

@@ -6,6 +6,7 @@ to them, so a new format is one new module and one line here.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,6 +19,7 @@ from docqa.ingest.base import (
     assemble,
     page_at,
 )
+from docqa.models import DocqaError
 
 __all__ = [
     "FORMATS",
@@ -30,6 +32,7 @@ __all__ = [
     "extract",
     "format_for",
     "page_at",
+    "reader_failure",
 ]
 
 
@@ -50,6 +53,7 @@ FORMATS = (
     Format("text", (".txt", ".text"), text.read),
 )
 _BY_SUFFIX = {suffix: f for f in FORMATS for suffix in f.suffixes}
+log = logging.getLogger("docqa.ingest")
 
 
 def format_for(name: str) -> Format | None:
@@ -67,7 +71,35 @@ def extract(name: str, data: bytes) -> tuple[Format, Extracted]:
         raise SkippedFileError(f"unsupported type {suffix} (docqa reads {known})")
     if not data.strip():
         raise SkippedFileError("empty file")
-    extracted = found.read(data)
+    extracted = read_alone(found, data)
     if not extracted.blocks:
         raise SkippedFileError("no text in it")
     return found, extracted
+
+
+def read_alone(found: Format, data: bytes) -> Extracted:
+    """Run a format's reader; whatever a parser raises on hostile input (a RecursionError
+    from nesting or a loop, a library's own bug) becomes the file's ExtractionError, so a
+    file that breaks its reader fails alone. MemoryError and interrupts are not the file's
+    verdict: they pass through."""
+    try:
+        return found.read(data)
+    except (SkippedFileError, ExtractionError, MemoryError):
+        raise
+    except DocqaError as error:  # a reader's own verdict of another kind: kept in its words
+        raise ExtractionError(str(error)) from error
+    except Exception as error:
+        log.debug("the %s reader failed", found.name, exc_info=True)
+        raise reader_failure(error, f"the {found.name} reader") from error
+
+
+def reader_failure(error: Exception, reader: str) -> ExtractionError:
+    """The file's error for an exception its reader raised, in one line."""
+    if isinstance(error, RecursionError):
+        return ExtractionError(
+            f"could not be read: {reader} gave up on structure nested too deeply or "
+            "referring to itself in a loop (RecursionError)"
+        )
+    detail = " ".join(str(error).split())[:200]
+    cause = f"{type(error).__name__}: {detail}" if detail else type(error).__name__
+    return ExtractionError(f"could not be read: {reader} failed on it ({cause})")

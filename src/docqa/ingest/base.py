@@ -35,6 +35,8 @@ class Extracted:
     page_starts: tuple[int, ...] = ()
     """Where page i + 1 starts in `text`; empty for unpaged formats."""
     encoding: str | None = None
+    ocr_pages: int = 0
+    """How many of its pages were read by OCR (scanned pages of a PDF)."""
 
     @property
     def pages(self) -> int | None:

@@ -48,12 +48,25 @@ _BANNER_KIND = re.compile(r"banner|consent|dialog|notice|popup|pop-up|modal|over
 _DIALOG_ROLES = frozenset({"dialog", "alertdialog"})
 _NEVER_BANNERS = frozenset({"html", "body", "main", "article"})
 _MAX_SPAN = 1000  # the HTML standard's limit on colspan; rowspan only runs to the last row
+# A DOCTYPE's internal subset (`<!DOCTYPE html [ <!ENTITY x "y"> ]>`, from XHTML and XML
+# tools): lxml's HTML parser ends the DOCTYPE at its first ">", and the rest leaked as text.
+_INTERNAL_SUBSET = re.compile(
+    r"\A(\ufeff?\s*(?:<\?.*?\?>\s*|<!--.*?-->\s*)*<!DOCTYPE\b[^\[>]*)\[.*?\]\s*>",
+    re.IGNORECASE | re.DOTALL,
+)
 
 
 def _soup(markup: bytes | str) -> Any:
     from bs4 import BeautifulSoup
 
+    if isinstance(markup, str):
+        markup = without_internal_subset(markup)
     return BeautifulSoup(markup, "lxml")
+
+
+def without_internal_subset(markup: str) -> str:
+    """The page with its DOCTYPE's internal subset (entity declarations) taken out."""
+    return _INTERNAL_SUBSET.sub(r"\1>", markup, count=1)
 
 
 def _attribute(tag: Any, name: str) -> str:
@@ -112,16 +125,28 @@ def is_consent_banner(tag: Any) -> bool:
 
 
 def visible_strings(node: Any) -> Iterator[str]:
-    """The text pieces under a node that a browser shows, in order."""
-    from bs4 import Comment, NavigableString, ProcessingInstruction
-    from bs4.element import Declaration, Doctype
+    """The text pieces under a node that a browser shows, in order (walked with a stack of
+    its own, so a page nested thousands of elements deep is read like any other)."""
+    from bs4 import NavigableString
 
-    for child in node.children:
-        if isinstance(child, NavigableString):
-            if not isinstance(child, Comment | ProcessingInstruction | Declaration | Doctype):
+    stack = [iter(node.children)]
+    while stack:
+        child = next(stack[-1], None)
+        if child is None:
+            stack.pop()
+        elif isinstance(child, NavigableString):
+            if is_text(child):
                 yield str(child)
         elif not _is_chrome(child):
-            yield from visible_strings(child)
+            stack.append(iter(child.children))
+
+
+def is_text(string: Any) -> bool:
+    """Whether a string of the tree is page text (not a comment, doctype or declaration)."""
+    from bs4 import Comment, ProcessingInstruction
+    from bs4.element import Declaration, Doctype
+
+    return not isinstance(string, Comment | ProcessingInstruction | Declaration | Doctype)
 
 
 def text_of(node: Any, separator: str = " ") -> str:
@@ -216,32 +241,44 @@ class _Walker:
             self.parts.append(Part("paragraph", " ".join(text.split())))
 
     def walk(self, node: Any) -> None:
-        from bs4 import Comment, NavigableString, ProcessingInstruction
-        from bs4.element import Declaration, Doctype
+        """Collect the parts under a node, depth first with a stack of its own (no recursion:
+        5,000 nested `<div>` once exceeded Python's recursion limit)."""
+        from bs4 import NavigableString
 
-        for child in node.children:
-            if isinstance(child, NavigableString):
-                if not isinstance(child, Comment | ProcessingInstruction | Declaration | Doctype):
+        stack: list[tuple[Iterator[Any], bool]] = [(iter(node.children), False)]
+        while stack:
+            children, is_block = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                if is_block:
+                    self.flush()
+            elif isinstance(child, NavigableString):
+                if is_text(child):
                     self.inline.append(str(child))
-            elif _is_chrome(child):
-                continue
-            elif child.name in HEADINGS:
-                self.flush()
-                self.parts.append(Part("heading", text_of(child)))
-            elif child.name == "table" and not is_layout_table(child):
-                self.flush()
-                self.parts.extend(table_parts(child))
-            elif child.name == "br":
-                self.inline.append(" ")
-            elif child.name == "pre":
-                self.flush()
-                self.parts.append(Part("paragraph", text_of(child, separator="")))
-            elif child.name in BLOCKS or child.name in LAYOUT_TABLE_PARTS:
-                self.flush()
-                self.walk(child)
-                self.flush()
-            else:
-                self.walk(child)
+            elif not _is_chrome(child) and not self.take(child):
+                is_block = child.name in BLOCKS or child.name in LAYOUT_TABLE_PARTS
+                if is_block:
+                    self.flush()
+                stack.append((iter(child.children), is_block))
+
+    def take(self, element: Any) -> bool:
+        """Collect an element that is read whole (heading, data table, line break, `pre`);
+        False for one whose children are walked."""
+        if element.name in HEADINGS:
+            self.flush()
+            self.parts.append(Part("heading", text_of(element)))
+        elif element.name == "table" and not is_layout_table(element):
+            self.flush()
+            self.parts.extend(table_parts(element))
+        elif element.name == "br":
+            self.inline.append(" ")
+        elif element.name == "pre":
+            self.flush()
+            self.parts.append(Part("paragraph", text_of(element, separator="")))
+        else:
+            return False
+        return True
 
 
 def html_parts(markup: bytes | str) -> list[Part]:

@@ -34,16 +34,16 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 from pydantic import AfterValidator, Field
-from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 from docqa.answer.conversation import Turn
 from docqa.config import Settings
 from docqa.engine import Engine, sources_json
-from docqa.library import DocumentNotFoundError, UnsupportedTypeError, UploadError
+from docqa.library import DocumentNotFoundError
 from docqa.models import Answer, DocqaError
 from docqa.service.conversations import ConversationStorageError
 from docqa.service.errors import on_docqa_error, on_http_error, on_invalid_request
+from docqa.service.library import closed_on_signals
 from docqa.service.metrics import CONTENT_TYPE, RequestMetrics, observe_answer, render_metrics
 from docqa.service.middleware import (
     LOCAL_HOSTS,
@@ -86,6 +86,8 @@ from docqa.service.state import (
     health_json,
     ready_engine,
 )
+from docqa.service.uploads import read_uploads, upload_body
+from docqa.service.viewer import add_viewer_routes
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -104,7 +106,9 @@ def create_app(
             await asyncio.to_thread(service.load)
         elif service.engine is None:
             threading.Thread(target=service.load, name="docqa-load", daemon=True).start()
-        yield
+        with closed_on_signals(service.library):  # a build stops at SIGTERM, not at exit
+            yield
+        service.library.close()
 
     app = FastAPI(
         title="docqa",
@@ -269,6 +273,7 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
         return Response(render_metrics(version, service.conversations), media_type=CONTENT_TYPE)
 
     add_library_routes(app, settings, problems)
+    add_viewer_routes(app, settings, problems, library_engine)
 
 
 def add_library_routes(
@@ -307,7 +312,7 @@ def add_library_routes(
             **problems,
             200: {"model": UploadResponse, "description": "The library already held every file"},
         },
-        openapi_extra=UPLOAD_BODY,
+        openapi_extra=upload_body(settings),
         dependencies=changes,
     )
     async def upload(request: Request, response: Response, service: ServiceDep) -> Any:
@@ -317,6 +322,10 @@ def add_library_routes(
         not stored again: its record is that document's, "already in the library as NAME"
         (200 when that is so of every file)."""
         uploads = await read_uploads(request, settings)
+        if service.library.closed:  # the body arrived after SIGTERM
+            raise NotReadyError(
+                "the service is shutting down: send the upload again once it is back"
+            )
         engine = library_engine(service)
         added = await run_in_threadpool(service.library.add, uploads)
         records = {r["name"]: r for r in service.library.records(engine)}
@@ -360,27 +369,6 @@ READ_ONLY = (
     "(DOCQA_READ_ONLY is set); use `docqa add`, `docqa remove` or `docqa index` on the server"
 )
 
-UPLOAD_BODY: dict[str, Any] = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "required": ["files"],
-                    "properties": {
-                        "files": {
-                            "type": "array",
-                            "items": {"type": "string", "format": "binary"},
-                            "description": "The documents, one field per file.",
-                        }
-                    },
-                }
-            }
-        },
-    }
-}
-
 
 def library_engine(service: Service) -> Engine | None:
     """The engine the library works with; None while the library is empty. 503 while the
@@ -391,24 +379,6 @@ def library_engine(service: Service) -> Engine | None:
             raise NotReadyError(f"the service could not load its index: {service.error}")
         raise NotReadyError("the index is still loading: retry in a few seconds")
     return service.engine
-
-
-async def read_uploads(request: Request, settings: Settings) -> list[tuple[str, bytes]]:
-    """The (file name, content) of each file of a multipart upload."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "multipart/form-data":
-        raise UnsupportedTypeError(
-            "send the files as multipart/form-data, one `files` field per file, "
-            "e.g. curl -F files=@report.txt"
-        )
-    form = await request.form(max_files=settings.max_upload_files, max_fields=10)
-    try:
-        files = [value for _, value in form.multi_items() if isinstance(value, UploadFile)]
-        if not files:
-            raise UploadError("the upload holds no file: send each file in a `files` field")
-        return [(file.filename or "", await file.read()) for file in files]
-    finally:
-        await form.close()
 
 
 def note_chat(request: Request, settings: Settings, conversation_id: str, answer: Answer) -> None:

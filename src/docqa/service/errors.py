@@ -16,8 +16,16 @@ from docqa.answer.reader import ReaderError
 from docqa.corpus import CorpusError
 from docqa.engine import QuestionError
 from docqa.index import IndexError_
-from docqa.library import DocumentNotFoundError, UnsupportedTypeError, UploadError
+from docqa.library import (
+    DiskFullError,
+    DocumentNotFoundError,
+    StorageError,
+    TooLongError,
+    UnsupportedTypeError,
+    UploadError,
+)
 from docqa.models import DocqaError
+from docqa.pages import ViewerError
 from docqa.service.conversations import ConversationNotFoundError, ConversationStorageError
 from docqa.service.state import EmptyLibraryError, NotReadyError
 
@@ -29,7 +37,10 @@ ERROR_STATUS: dict[type[DocqaError], int] = {
     EmptyLibraryError: 409,
     DocumentNotFoundError: 404,
     UnsupportedTypeError: 415,  # before UploadError, its base
+    TooLongError: 413,  # likewise
     UploadError: 422,
+    DiskFullError: 507,  # before StorageError, its base
+    StorageError: 503,
     QuestionError: 422,
     ConversationNotFoundError: 404,
     ConversationStorageError: 503,
@@ -37,6 +48,7 @@ ERROR_STATUS: dict[type[DocqaError], int] = {
     CorpusError: 503,
     AnswerModelError: 503,
     ReaderError: 503,
+    ViewerError: 422,
 }
 
 

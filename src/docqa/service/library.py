@@ -5,14 +5,20 @@ Builds are serialised by the single worker (and by the index lock, against `docq
 run beside the service); requests that arrive while a build runs are covered by the next
 one, so a burst of uploads costs at most two builds. The service answers from the old index
 until the new one is switched in, and never cites a deleted document meanwhile (`hidden`).
+
+An upload is only checked for what is cheap before it is stored and answered; its reader
+runs in the build within the reading limits (docqa.isolation), and the build runs in a child
+process: the serving process never holds what a build loads. SIGTERM kills both at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import signal
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,12 +26,16 @@ from typing import Any
 from docqa.config import Settings
 from docqa.corpus import find_same_content
 from docqa.engine import Engine
-from docqa.indexing import records_of, update_index
+from docqa.indexing import build_index, records_of, update_index
+from docqa.ingest import SkippedFileError
+from docqa.ingest.text import decode
+from docqa.isolation import Bounds, Stopper, run_bounded
 from docqa.library import (
     Added,
     DocumentNotFoundError,
+    UploadError,
     add_document,
-    check_content,
+    check_length,
     check_type,
     document_id,
     document_type,
@@ -43,6 +53,26 @@ def rebuild_index(settings: Settings) -> Path | None:
     if not library_names(settings.corpus_dir):
         return None
     return update_index(settings).folder  # only what was added or changed is embedded
+
+
+def check_upload(name: str, data: bytes, settings: Settings) -> None:
+    """Raises UploadError for an upload that is empty, over the file size limit, or a plain
+    text or Markdown file whose text is over the length limit: checks that cost no reader
+    run (the reader runs in the build, within the reading limits)."""
+    if not data or data.isspace():
+        raise UploadError(f"{name} is empty: there is nothing in it to index")
+    if len(data) > settings.max_file_bytes:
+        raise UploadError(
+            f"{name}: {len(data) / 1e6:.1f} MB is over the size limit of "
+            f"{settings.max_file_bytes / 1e6:.1f} MB (DOCQA_MAX_FILE_BYTES)"
+        )
+    # A character takes at least one byte: only a file longer than the limit is decoded.
+    if document_type(name) in ("text", "markdown") and len(data) > settings.max_document_chars:
+        try:
+            text, _ = decode(data)
+        except SkippedFileError as error:
+            raise UploadError(f"{name} cannot be indexed: {error}") from error
+        check_length(name, len(text), settings.max_document_chars)
 
 
 NOT_INDEXED = (
@@ -68,7 +98,8 @@ class Library:
     settings: Settings
     adopt: Callable[[Path | None], None]
     """Called by the worker with each new build (None: the library is empty) to answer from it."""
-    rebuild: Callable[[Settings], Path | None] = rebuild_index
+    rebuild: Callable[[Settings], Path | None] | None = None
+    """How a build is made; by default rebuild_index, in a child unless not build_in_child."""
     requested: int = 0
     """Generation asked for: each upload, deletion or reindex adds one."""
     building: int = 0
@@ -81,6 +112,8 @@ class Library:
     """Deleted documents that the index in use may still hold: never cited."""
     condition: threading.Condition = field(default_factory=threading.Condition)
     worker: threading.Thread | None = None
+    stopper: Stopper = field(default_factory=Stopper)
+    """Kills the running build's child process at shutdown."""
     disk: FolderView = field(init=False)
     visible_cache: tuple[tuple[Any, ...], frozenset[str] | None] | None = None
 
@@ -97,7 +130,7 @@ class Library:
             name = safe_filename(raw_name)
             check_type(name, self.settings.upload_types)
             if find_same_content(corpus_dir, data) is None:  # a copy was checked when it came
-                check_content(name, data)
+                check_upload(name, data, self.settings)
             checked.append((name, data))
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         with self.condition:
@@ -169,8 +202,11 @@ class Library:
     def build_once(self) -> str:
         """Rebuild and switch to the result; the reason it failed, or "" when it did not."""
         started = time.perf_counter()
+        rebuild = self.rebuild or (
+            self.rebuild_in_child if self.settings.build_in_child else rebuild_index
+        )
         try:
-            folder = self.rebuild(self.settings)
+            folder = rebuild(self.settings)
             self.adopt(folder)
         except DocqaError as error:
             log.error("indexing failed, still answering from the previous index: %s", error)
@@ -180,6 +216,25 @@ class Library:
             return f"indexing failed: {error}"
         log.info("library indexed in %.1f s", time.perf_counter() - started)
         return ""
+
+    def rebuild_in_child(self, settings: Settings) -> Path | None:
+        """rebuild_index in a child process, which takes what the build loads with it."""
+        if not library_names(settings.corpus_dir):
+            return None
+        folder: Path = run_bounded(build_index, (settings, None, False), Bounds(), self.stopper)
+        return folder
+
+    @property
+    def closed(self) -> bool:
+        """Whether the library was closed: the service is shutting down."""
+        return self.stopper.stopped
+
+    def close(self) -> None:
+        """Kill the running build's child process (its readers end with it), start no other;
+        safe to call again, and from a signal handler."""
+        if not self.stopper.stopped:
+            log.info("stopping: the running build, if any, is abandoned")
+        self.stopper.stop()
 
     def wait_until_idle(self, timeout_s: float) -> bool:
         """Wait until every requested build is done (for tests and shutdown); True if so."""
@@ -236,6 +291,35 @@ class Library:
                 record["reason"] = NOT_INDEXED
             records.append(record)
         return records
+
+
+@contextlib.contextmanager
+def closed_on_signals(library: Library) -> Iterator[None]:
+    """Close the library as soon as SIGTERM or SIGINT arrives, then pass the signal on to
+    uvicorn's handler (which waits for requests in flight): a build does not run on. Only
+    the main thread can handle signals; elsewhere (a test client) this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous: dict[int, Any] = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+    def handle(number: int, frame: Any) -> None:
+        library.close()
+        handler = previous[number]
+        if callable(handler):
+            handler(number, frame)
+        elif handler == signal.SIG_DFL:
+            signal.signal(number, signal.SIG_DFL)
+            signal.raise_signal(number)
+
+    for number in previous:
+        signal.signal(number, handle)
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            if signal.getsignal(number) is handle:
+                signal.signal(number, handler)
 
 
 @dataclass

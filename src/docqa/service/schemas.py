@@ -63,6 +63,9 @@ class Source(BaseModel):
     rank: int = Field(description="Position in the ranking, 1 for the best passage.")
     chunk_id: str = Field(description="Stable id of the passage in the index.")
     document: str = Field(description="Corpus file the passage comes from.")
+    document_id: str = Field(
+        description="Id of that document: GET /documents/{id}/text (and /pages/{n}) shows it."
+    )
     section: str = Field(description="Heading of the section that holds the passage.")
     text: str = Field(description="The passage text (cleaned of PDF line breaks).")
     score: float = Field(
@@ -87,6 +90,10 @@ class Citation(BaseModel):
     text: str = Field(description="The quoted sentence.")
     start: int = Field(description="Offset of the sentence inside the source's `text`.")
     end: int = Field(description="Offset just after the sentence inside the source's `text`.")
+    document_start: int = Field(
+        description="Offset of the sentence in the document's text (GET /documents/{id}/text)."
+    )
+    document_end: int = Field(description="Offset just after the sentence in that text.")
 
 
 class ChatResponse(BaseModel):

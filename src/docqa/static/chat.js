@@ -456,6 +456,7 @@
     btn.setAttribute('aria-controls', body.id);
     btn.addEventListener('click', () => toggleSource(li));
     li.appendChild(btn);
+    if (window.docqaViewer) window.docqaViewer.attach(li, src, citations); // viewer.js: "Open"
     return li;
   }
 
@@ -598,6 +599,7 @@
     target.classList.remove('flash');
     void target.offsetWidth; // restart the animation
     target.classList.add('flash');
+    if (window.docqaViewer) window.docqaViewer.open(target); // the source in its document
   });
 
   /* ------------------------------------------------------------------ API */

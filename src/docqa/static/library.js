@@ -2,17 +2,21 @@
  * docqa document library panel — plain ES2020, no framework, CSP-safe (no inline code, no
  * innerHTML: server text goes in with textContent).
  *
- * Lists GET /documents, uploads by button or drag-and-drop (POST /documents, with progress),
- * deletes after an inline confirmation (DELETE /documents/{id}), lets the user tick the
- * documents a question is asked of, and makes the page's title, placeholder, intro and
- * example questions follow the library. chat.js reads `window.docqaLibrary`.
+ * Lists GET /documents in a compact panel that holds hundreds: filter by name and type, counts
+ * (shown of total, by status), tick several (to ask only those, or to delete them after one
+ * confirmation), collapse (remembered in localStorage). Rows are kept per document id and
+ * only updated when a poll brings changes, so filtering just hides rows. Fires
+ * `docqa:documents` when the list or the ticks change (scope.js follows it); chat.js,
+ * upload.js and scope.js read `window.docqaLibrary`.
  *
  * Stable hooks for browser tests:
  *   #documents li.document[data-id][data-status]   one document; status indexed|queued|indexing|failed|skipped
- *   .document-check        its checkbox (ticked: questions are asked of it)
+ *   .document-name, .document-check (ticked: asked, or deleted by #delete-selected)
  *   .document-delete       asks for confirmation; .confirm-yes / .confirm-no answer it
- *   #upload-button, #upload-input, #upload-progress, #library-message (data-kind="error" on errors)
- *   #drop-zone             overlay shown while files are dragged over the page
+ *   #library-filter, #library-type   filter by name, by type; #library-count "N" or "n of N"
+ *   #library-stats         counts by status; #select-shown ticks every shown document
+ *   #delete-selected, #delete-confirm (.confirm-yes / .confirm-no)
+ *   #library-toggle        collapses #library-body; #library-message (data-kind="error" on errors)
  */
 (() => {
   'use strict';
@@ -21,35 +25,33 @@
   const RETRY_MS = 5000;
   const KEY_STORAGE = 'docqa.apiKey';
   const PICK_STORAGE = 'docqa.documents';
-  const MAX_SUGGESTIONS = 3;
+  const COLLAPSE_STORAGE = 'docqa.libraryCollapsed';
+  const STATUS_WORDS = [['indexed', 'ready'], ['queued', 'waiting'], ['indexing', 'indexing'],
+    ['failed', 'failed'], ['skipped', 'skipped']];
 
   const $ = (sel) => document.querySelector(sel);
   const els = {
     title: $('#title'),
     count: $('#library-count'),
+    stats: $('#library-stats'),
     toggle: $('#library-toggle'),
     body: $('#library-body'),
+    filter: $('#library-filter'),
+    type: $('#library-type'),
+    selectShown: $('#select-shown'),
+    deleteSelected: $('#delete-selected'),
+    deleteConfirm: $('#delete-confirm'),
+    noMatch: $('#library-no-match'),
     list: $('#documents'),
-    uploadButton: $('#upload-button'),
-    uploadInput: $('#upload-input'),
-    progress: $('#upload-progress'),
-    bar: $('#upload-bar'),
-    barLabel: $('#upload-label'),
     message: $('#library-message'),
-    dropZone: $('#drop-zone'),
-    question: $('#question'),
-    scope: $('#composer-scope'),
-    emptyTitle: $('#empty-title'),
-    emptyText: $('#empty-text'),
-    suggestions: $('#suggestions'),
   };
 
   const state = {
     documents: [],
+    rows: new Map(), // document id -> { li, key } (key: the record last drawn, as JSON)
     loaded: false,
     picked: new Set(readPicked()),
     timer: 0,
-    dragDepth: 0,
   };
 
   function el(tag, className, text) {
@@ -59,11 +61,17 @@
     return node;
   }
 
-  function session(key, value) {
+  function button(className, text) {
+    const b = el('button', className, text);
+    b.type = 'button';
+    return b;
+  }
+
+  function stored(storage, key, value) {
     try {
-      if (value === undefined) return window.sessionStorage.getItem(key) || '';
-      if (value) window.sessionStorage.setItem(key, value);
-      else window.sessionStorage.removeItem(key);
+      if (value === undefined) return window[storage].getItem(key) || '';
+      if (value) window[storage].setItem(key, value);
+      else window[storage].removeItem(key);
     } catch (_) {
       /* storage disabled: nothing survives a reload */
     }
@@ -72,15 +80,19 @@
 
   function readPicked() {
     try {
-      const ids = JSON.parse(session(PICK_STORAGE) || '[]');
+      const ids = JSON.parse(stored('sessionStorage', PICK_STORAGE) || '[]');
       return Array.isArray(ids) ? ids.map(String) : [];
     } catch (_) {
       return [];
     }
   }
 
+  function savePicked() {
+    stored('sessionStorage', PICK_STORAGE, JSON.stringify([...state.picked]));
+  }
+
   function authHeaders() {
-    const key = session(KEY_STORAGE);
+    const key = stored('sessionStorage', KEY_STORAGE);
     return key ? { Authorization: `Bearer ${key}` } : {};
   }
 
@@ -131,7 +143,7 @@
   function statusText(doc) {
     switch (doc.status) {
       case 'indexed': return 'Ready';
-      case 'queued': return 'Waiting to be indexed…';
+      case 'queued': return 'Waiting…';
       case 'indexing': return 'Indexing…';
       case 'skipped': return `Skipped: ${doc.reason || 'no text'}`;
       case 'failed': return `Failed: ${doc.reason || 'unknown error'}`;
@@ -146,44 +158,30 @@
     return parts.filter(Boolean).join(' · ');
   }
 
-  function renderDocument(doc) {
+  /* One row; its text is filled in by updateRow. */
+  function makeRow(doc) {
     const li = el('li', 'document');
     li.dataset.id = doc.id;
-    li.dataset.status = doc.status;
-
     const pick = el('label', 'document-pick');
     const box = el('input', 'document-check');
     box.type = 'checkbox';
     box.value = doc.id;
-    box.checked = state.picked.has(doc.id);
-    box.disabled = doc.status !== 'indexed';
     box.addEventListener('change', () => {
       if (box.checked) state.picked.add(doc.id);
       else state.picked.delete(doc.id);
-      session(PICK_STORAGE, JSON.stringify([...state.picked]));
+      savePicked();
+      renderSelection();
       renderPage();
     });
-    pick.appendChild(box);
-    pick.appendChild(el('span', 'document-name', doc.name));
-    li.appendChild(pick);
-
+    pick.append(box, el('span', 'document-name'));
     const info = el('p', 'document-info');
-    info.appendChild(el('span', 'document-meta', metaText(doc)));
-    info.appendChild(el('span', 'document-status', statusText(doc)));
-    li.appendChild(info);
-
-    const remove = el('button', 'btn btn-ghost document-delete', 'Delete');
-    remove.type = 'button';
-    remove.setAttribute('aria-label', `Delete ${doc.name}`);
+    info.append(el('span', 'document-meta'), el('span', 'document-status'));
+    const remove = button('btn btn-ghost document-delete', 'Delete');
     const confirm = el('span', 'document-confirm');
     confirm.hidden = true;
-    confirm.appendChild(el('span', 'confirm-text', `Delete ${doc.name}?`));
-    const yes = el('button', 'btn btn-danger confirm-yes', 'Delete');
-    yes.type = 'button';
-    const no = el('button', 'btn btn-ghost confirm-no', 'Cancel');
-    no.type = 'button';
-    confirm.appendChild(yes);
-    confirm.appendChild(no);
+    const yes = button('btn btn-danger confirm-yes', 'Delete');
+    const no = button('btn btn-ghost confirm-no', 'Cancel');
+    confirm.append(el('span', 'confirm-text'), yes, no);
     remove.addEventListener('click', () => {
       remove.hidden = true;
       confirm.hidden = false;
@@ -194,201 +192,203 @@
       remove.hidden = false;
       remove.focus();
     });
-    yes.addEventListener('click', () => deleteDocument(doc));
+    yes.addEventListener('click', () => deleteDocuments([li.docqaRecord]));
     confirm.addEventListener('keydown', (ev) => {
       if (ev.key === 'Escape') no.click();
     });
-    li.appendChild(remove);
-    li.appendChild(confirm);
+    li.append(pick, info, remove, confirm);
     return li;
   }
 
+  function updateRow(li, doc) {
+    li.docqaRecord = doc;
+    li.dataset.status = doc.status;
+    li.dataset.type = String(doc.type || '');
+    li.dataset.name = String(doc.name || '').toLowerCase();
+    li.querySelector('.document-name').textContent = doc.name;
+    li.querySelector('.document-name').title = doc.name;
+    li.querySelector('.document-meta').textContent = metaText(doc);
+    li.querySelector('.document-status').textContent = statusText(doc);
+    li.querySelector('.document-delete').setAttribute('aria-label', `Delete ${doc.name}`);
+    li.querySelector('.confirm-text').textContent = `Delete ${doc.name}?`;
+  }
+
+  /* Rows kept per id: a poll that changes one document redraws that row only. */
   function render() {
-    const focusedId = document.activeElement && document.activeElement.closest
-      && document.activeElement.closest('li.document') ? document.activeElement.closest('li.document').dataset.id : null;
-    els.list.replaceChildren(...state.documents.map(renderDocument));
-    if (focusedId) {
-      const again = els.list.querySelector(`li.document[data-id="${CSS.escape(focusedId)}"] .document-check`);
-      if (again) again.focus();
+    const seen = new Set();
+    const rows = state.documents.map((doc) => {
+      seen.add(doc.id);
+      let row = state.rows.get(doc.id);
+      if (!row) {
+        row = { li: makeRow(doc), key: '' };
+        state.rows.set(doc.id, row);
+      }
+      const key = JSON.stringify(doc);
+      if (row.key !== key) {
+        updateRow(row.li, doc);
+        row.key = key;
+      }
+      row.li.querySelector('.document-check').checked = state.picked.has(doc.id);
+      return row.li;
+    });
+    for (const id of [...state.rows.keys()]) if (!seen.has(id)) state.rows.delete(id);
+    const inOrder = rows.every((li, i) => els.list.children[i] === li);
+    if (!inOrder || els.list.children.length !== rows.length) {
+      const focused = document.activeElement;
+      els.list.replaceChildren(...rows);
+      if (focused && els.list.contains(focused)) focused.focus();
     }
-    els.count.textContent = state.documents.length ? `(${state.documents.length})` : '';
+    renderTypes();
+    applyFilter();
     renderPage();
   }
 
-  /* ------------------------------------------------------------------ the page follows the library */
+  function renderTypes() {
+    const types = [...new Set(state.documents.map((d) => String(d.type || '')).filter(Boolean))].sort();
+    const have = [...els.type.options].slice(1).map((o) => o.value);
+    if (have.join() === types.join()) return;
+    const current = els.type.value;
+    const options = types.map((t) => {
+      const option = el('option', '', t.toUpperCase());
+      option.value = t;
+      return option;
+    });
+    els.type.replaceChildren(els.type.options[0], ...options);
+    els.type.value = types.includes(current) ? current : '';
+  }
+
+  /* ------------------------------------------------------------------ filter, counts, selection */
+
+  function shownRows() {
+    return [...els.list.children].filter((li) => !li.hidden);
+  }
+
+  function applyFilter() {
+    const words = els.filter.value.trim().toLowerCase();
+    const type = els.type.value;
+    let shown = 0;
+    for (const li of els.list.children) {
+      const hide = Boolean((words && !li.dataset.name.includes(words)) || (type && li.dataset.type !== type));
+      if (li.hidden !== hide) li.hidden = hide;
+      if (!hide) shown += 1;
+    }
+    const total = state.documents.length;
+    els.count.textContent = !total ? '' : shown === total ? `(${total})` : `(${shown} of ${total})`;
+    els.noMatch.hidden = shown > 0 || total === 0;
+    const counts = STATUS_WORDS.map(([status, word]) => [state.documents.filter((d) => d.status === status).length, word]);
+    els.stats.textContent = counts.filter(([n]) => n).map(([n, word]) => `${n.toLocaleString('en')} ${word}`).join(' · ');
+    renderSelection();
+  }
+
+  function pickedDocuments() {
+    return state.documents.filter((d) => state.picked.has(d.id));
+  }
+
+  function renderSelection() {
+    const shown = shownRows();
+    const ticked = shown.filter((li) => state.picked.has(li.dataset.id)).length;
+    els.selectShown.checked = shown.length > 0 && ticked === shown.length;
+    els.selectShown.indeterminate = ticked > 0 && ticked < shown.length;
+    els.selectShown.disabled = shown.length === 0;
+    const picked = pickedDocuments().length;
+    els.deleteSelected.disabled = picked === 0;
+    els.deleteSelected.textContent = picked ? `Delete ${picked} ticked` : 'Delete ticked';
+    if (!picked) closeBulkConfirm();
+  }
+
+  function tickShown(on) {
+    for (const li of shownRows()) {
+      if (on) state.picked.add(li.dataset.id);
+      else state.picked.delete(li.dataset.id);
+      li.querySelector('.document-check').checked = on;
+    }
+    savePicked();
+    renderSelection();
+    renderPage();
+  }
+
+  function closeBulkConfirm() {
+    els.deleteConfirm.hidden = true;
+    els.deleteSelected.hidden = false;
+  }
 
   function indexed() {
     return state.documents.filter((d) => d.status === 'indexed');
   }
 
-  function chosen() {
-    const ready = indexed();
-    const picked = ready.filter((d) => state.picked.has(d.id));
-    return picked.length ? picked : ready;
-  }
-
+  /* scope.js makes the page follow the library and the ticks. */
   function renderPage() {
-    const ready = indexed();
-    const one = ready.length === 1 ? ready[0].name : '';
-    let subject = 'your documents';
-    if (one) subject = one;
-    if (!ready.length) {
-      els.title.textContent = 'docqa · upload a document to start';
-      els.emptyTitle.textContent = state.documents.length
-        ? 'Your documents are being indexed…'
-        : 'Upload a document to start';
-      els.emptyText.textContent = 'Add a document with the Upload button above or by dropping '
-        + 'it on the page. Once it is indexed, ask questions about it: answers are quoted from it, '
-        + 'with the passages they come from.';
-      els.question.placeholder = 'Upload a document first…';
-    } else {
-      els.title.textContent = `Ask ${subject}`;
-      els.emptyTitle.textContent = `Ask a question about ${subject}`;
-      els.emptyText.textContent = 'Answers are quoted from the documents, with the passages they '
-        + 'come from highlighted underneath. If the documents do not cover your question, you '
-        + 'will be told so.';
-      els.question.placeholder = `Ask about ${subject}…`;
-    }
-    document.title = `${els.title.textContent} · docqa`;
-    const picked = ready.filter((d) => state.picked.has(d.id));
-    if (!ready.length) els.scope.textContent = 'No document to ask yet';
-    else if (!picked.length) els.scope.textContent = ready.length === 1 ? `Asking ${one}` : `Asking all ${ready.length} documents`;
-    else if (picked.length === 1) els.scope.textContent = `Asking ${picked[0].name} only`;
-    else els.scope.textContent = `Asking ${picked.length} of ${ready.length} documents`;
-    renderSuggestions();
-    document.dispatchEvent(new CustomEvent('docqa:library', { detail: { ready: ready.length } }));
+    document.dispatchEvent(new CustomEvent('docqa:documents'));
   }
 
-  /* Example questions from the section headings of the documents asked (never hard-coded). */
-  function renderSuggestions() {
-    const titles = [];
-    for (const doc of chosen()) {
-      for (const section of doc.sections || []) {
-        const title = String(section.title || '').trim();
-        // "Introduction" is what the chunker calls the text before the first heading.
-        if (title.length < 3 || title.length > 60 || title === 'Introduction') continue;
-        const phrase = title === title.toUpperCase() ? title.toLowerCase() : title;
-        if (!titles.includes(phrase)) titles.push(phrase);
-      }
-    }
-    const picks = titles.slice(0, MAX_SUGGESTIONS);
-    els.suggestions.replaceChildren(...picks.map((t) => {
-      const b = el('button', 'suggestion', `Tell me about ${t}`);
-      b.type = 'button';
-      return b;
-    }));
-  }
+  /* ------------------------------------------------------------------ delete */
 
-  /* ------------------------------------------------------------------ upload */
-
-  function upload(files) {
-    const list = [...files];
-    if (!list.length) return;
-    const form = new FormData();
-    for (const file of list) form.append('files', file, file.name);
-    const names = list.map((f) => f.name).join(', ');
-    const xhr = new XMLHttpRequest();
-    xhr.open('POST', '/documents');
-    for (const [k, v] of Object.entries(authHeaders())) xhr.setRequestHeader(k, v);
-    xhr.setRequestHeader('Accept', 'application/json');
-    els.progress.hidden = false;
-    els.bar.value = 0;
-    els.barLabel.textContent = `Uploading ${names}…`;
-    els.uploadButton.disabled = true;
-    say('');
-    xhr.upload.addEventListener('progress', (ev) => {
-      if (ev.lengthComputable) els.bar.value = Math.round((ev.loaded / ev.total) * 100);
-    });
-    const done = () => {
-      els.progress.hidden = true;
-      els.uploadButton.disabled = false;
-      els.uploadInput.value = '';
-    };
-    xhr.addEventListener('load', () => {
-      done();
-      let body = null;
+  /* Deletes one by one; says what was deleted and what could not be. */
+  async function deleteDocuments(docs) {
+    const deleted = [];
+    const problems = [];
+    for (const doc of docs) {
+      let res;
       try {
-        body = JSON.parse(xhr.responseText);
+        res = await fetch(`/documents/${encodeURIComponent(doc.id)}`, { method: 'DELETE', headers: authHeaders() });
       } catch (_) {
-        body = null;
+        problems.push(`${doc.name}: the server could not be reached`);
+        continue;
       }
-      if ((xhr.status === 202 || xhr.status === 200) && body && Array.isArray(body.documents)) {
-        // 200: the library already held every file (same bytes); each record says as which.
-        const stored = body.documents.filter((d) => d.stored !== false).map((d) => d.name);
-        const copies = body.documents.filter((d) => d.stored === false).map((d) => d.detail);
-        const parts = [];
-        if (stored.length) parts.push(`Added ${stored.join(', ')}: indexing, it can be asked in a moment.`);
-        if (copies.length) parts.push(`Not stored again: ${copies.join('; ')}.`);
-        say(parts.join(' '));
-        refresh();
-      } else if (xhr.status === 401) {
-        say('This server needs an API key: enter it with the API key button, then upload again.', 'error');
+      const body = await res.json().catch(() => null);
+      if (res.ok) {
+        deleted.push(doc.name);
+        state.picked.delete(doc.id);
       } else {
-        say(`Could not add ${names}: ${detailOf(body, `the server answered ${xhr.status}`)}`, 'error');
+        problems.push(`${doc.name}: ${detailOf(body, `the server answered ${res.status}`)}`);
       }
-    });
-    xhr.addEventListener('error', () => {
-      done();
-      say(`Could not add ${names}: the server could not be reached.`, 'error');
-    });
-    xhr.send(form);
-  }
-
-  async function deleteDocument(doc) {
-    let res;
-    try {
-      res = await fetch(`/documents/${encodeURIComponent(doc.id)}`, { method: 'DELETE', headers: authHeaders() });
-    } catch (_) {
-      say(`Could not delete ${doc.name}: the server could not be reached.`, 'error');
-      return;
     }
-    const body = await res.json().catch(() => null);
-    if (res.ok) {
-      state.picked.delete(doc.id);
-      session(PICK_STORAGE, JSON.stringify([...state.picked]));
-      say(`Deleted ${doc.name}: it is no longer used in answers.`);
-      els.uploadButton.focus();
-    } else {
-      say(`Could not delete ${doc.name}: ${detailOf(body, `the server answered ${res.status}`)}`, 'error');
-    }
+    savePicked();
+    closeBulkConfirm();
+    const done = deleted.length === 1 ? `Deleted ${deleted[0]}: it is no longer used in answers.`
+      : deleted.length ? `Deleted ${deleted.length} documents: they are no longer used in answers.` : '';
+    if (problems.length) say(`${done} Could not delete ${problems.join('; ')}`.trim(), 'error');
+    else say(done);
+    $('#upload-button').focus();
     refresh();
   }
 
-  els.uploadButton.addEventListener('click', () => els.uploadInput.click());
-  els.uploadInput.addEventListener('change', () => upload(els.uploadInput.files));
+  /* ------------------------------------------------------------------ controls */
 
-  els.toggle.addEventListener('click', () => {
-    const open = els.body.hidden;
-    els.body.hidden = !open;
-    els.toggle.setAttribute('aria-expanded', open ? 'true' : 'false');
-    els.toggle.textContent = open ? 'Hide' : 'Show';
-  });
+  function setCollapsed(collapsed) {
+    els.body.hidden = collapsed;
+    els.toggle.setAttribute('aria-expanded', collapsed ? 'false' : 'true');
+    els.toggle.textContent = collapsed ? 'Show' : 'Hide';
+    stored('localStorage', COLLAPSE_STORAGE, collapsed ? '1' : '');
+  }
 
-  /* Drag and drop anywhere on the page. */
-  const carriesFiles = (ev) => ev.dataTransfer && [...ev.dataTransfer.types].includes('Files');
-  window.addEventListener('dragenter', (ev) => {
-    if (!carriesFiles(ev)) return;
-    ev.preventDefault();
-    state.dragDepth += 1;
-    els.dropZone.hidden = false;
+  els.toggle.addEventListener('click', () => setCollapsed(!els.body.hidden));
+  els.filter.addEventListener('input', applyFilter);
+  els.type.addEventListener('change', applyFilter);
+  els.selectShown.addEventListener('change', () => tickShown(els.selectShown.checked));
+  els.deleteSelected.addEventListener('click', () => {
+    const n = pickedDocuments().length;
+    els.deleteConfirm.querySelector('.confirm-text').textContent = `Delete ${plural(n, 'document', 'documents')}?`;
+    els.deleteSelected.hidden = true;
+    els.deleteConfirm.hidden = false;
+    els.deleteConfirm.querySelector('.confirm-no').focus();
   });
-  window.addEventListener('dragover', (ev) => {
-    if (carriesFiles(ev)) ev.preventDefault();
+  els.deleteConfirm.querySelector('.confirm-no').addEventListener('click', () => {
+    closeBulkConfirm();
+    els.deleteSelected.focus();
   });
-  window.addEventListener('dragleave', () => {
-    state.dragDepth = Math.max(0, state.dragDepth - 1);
-    if (!state.dragDepth) els.dropZone.hidden = true;
+  els.deleteConfirm.querySelector('.confirm-yes').addEventListener('click', () => deleteDocuments(pickedDocuments()));
+  els.deleteConfirm.addEventListener('keydown', (ev) => {
+    if (ev.key === 'Escape') els.deleteConfirm.querySelector('.confirm-no').click();
   });
-  window.addEventListener('drop', (ev) => {
-    if (!carriesFiles(ev)) return;
-    ev.preventDefault();
-    state.dragDepth = 0;
-    els.dropZone.hidden = true;
-    upload(ev.dataTransfer.files);
-  });
+  setCollapsed(stored('localStorage', COLLAPSE_STORAGE) === '1');
 
   window.docqaLibrary = {
     refresh,
+    authHeaders,
+    say,
+    documents: () => state.documents,
+    isPicked: (id) => state.picked.has(id),
     /* Ids to send with a question: [] asks every document. */
     selectedIds: () => indexed().filter((d) => state.picked.has(d.id)).map((d) => d.id),
     ready: () => indexed().length,
