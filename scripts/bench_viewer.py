@@ -19,7 +19,7 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from docqa.config import Settings
-from docqa.corpus import document_id
+from docqa.indexing.corpus import document_id
 from docqa.service import create_app
 
 PARAGRAPH = (

@@ -48,9 +48,9 @@ import numpy as np
 import torch
 from transformers import AutoModelForQuestionAnswering, AutoTokenizer
 
-from docqa import embedding
 from docqa.answer import reader
 from docqa.evaluation.metrics import auroc, exact_match, token_f1
+from docqa.indexing import embedding
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = Path(os.environ.get("DOCQA_DATASETS", ROOT.parent / "shared" / "datasets"))

@@ -13,9 +13,10 @@ import faiss
 import numpy as np
 import pytest
 
-from docqa.chunking import split_sentences
 from docqa.config import Settings
-from docqa.index import Index, tokenize
+from docqa.indexing.chunking import split_sentences
+from docqa.indexing.lexical import tokenize
+from docqa.indexing.store import Index
 from docqa.models import Chunk
 
 _WORD = re.compile(r"\w+")
@@ -40,7 +41,7 @@ class HashedBagOfWords:
 
 def use_fake_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
     """Make index builds (and Engine.load) use HashedBagOfWords instead of the ONNX model."""
-    import docqa.embedding
+    import docqa.indexing.embedding
 
     def export_onnx(model_path: Path, out_dir: Path) -> Path:
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -49,11 +50,11 @@ def use_fake_embedder(monkeypatch: pytest.MonkeyPatch) -> None:
     def onnx_embedder(onnx_dir: Path, *args: Any, **kwargs: Any) -> HashedBagOfWords:
         return HashedBagOfWords()
 
-    monkeypatch.setattr(docqa.embedding, "resolve_model_path", lambda model: Path(model))
-    monkeypatch.setattr(docqa.embedding, "export_onnx", export_onnx)
-    monkeypatch.setattr(docqa.embedding, "export_onnx", export_onnx)
-    monkeypatch.setattr(docqa.embedding, "quantize_onnx", export_onnx)
-    monkeypatch.setattr(docqa.embedding, "OnnxEmbedder", onnx_embedder)
+    monkeypatch.setattr(docqa.indexing.embedding, "resolve_model_path", lambda model: Path(model))
+    monkeypatch.setattr(docqa.indexing.embedding, "export_onnx", export_onnx)
+    monkeypatch.setattr(docqa.indexing.embedding, "export_onnx", export_onnx)
+    monkeypatch.setattr(docqa.indexing.embedding, "quantize_onnx", export_onnx)
+    monkeypatch.setattr(docqa.indexing.embedding, "OnnxEmbedder", onnx_embedder)
     # The patches hold in this process only: the service builds here, not in a child.
     monkeypatch.setenv("DOCQA_BUILD_IN_CHILD", "false")
 

@@ -16,7 +16,7 @@ import docqa.service.state
 from docqa.answer.confidence import AnswerModelError
 from docqa.config import Settings
 from docqa.engine import Engine, answer_json
-from docqa.index import IndexMissingError
+from docqa.indexing.store import IndexMissingError
 from docqa.service import create_app
 from fakes import tiny_settings, use_fake_embedder
 

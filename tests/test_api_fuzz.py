@@ -20,7 +20,7 @@ from schemathesis import GenerationMode
 from schemathesis.config import OperationConfig, OperationsConfig
 
 from docqa.engine import Engine
-from docqa.index import current_build
+from docqa.indexing.store import current_build
 from docqa.service import create_app
 from fakes import tiny_settings, use_fake_embedder
 

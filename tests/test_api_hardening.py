@@ -30,7 +30,7 @@ from starlette.routing import Mount, Route
 import docqa.service.middleware
 from docqa.config import Settings
 from docqa.engine import Engine
-from docqa.index import build_index
+from docqa.indexing.build import build_index
 from docqa.service import create_app
 from docqa.service.middleware import RateLimit
 from fakes import tiny_settings, use_fake_embedder

@@ -26,8 +26,8 @@ from docqa.bench.run import run_benchmark
 from docqa.bench.stats import summarize
 from docqa.bench.vectors import VectorSource
 from docqa.config import Settings
-from docqa.corpus import read_corpus
-from docqa.indexing import chunk_corpus
+from docqa.indexing.build import chunk_corpus
+from docqa.indexing.corpus import read_corpus
 
 ROOT = Path(__file__).resolve().parents[1]
 

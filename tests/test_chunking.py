@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from docqa.chunking import ChunkSettings, chunk_document, map_to_document, split_sentences
-from docqa.cleaning import split_blocks
+from docqa.indexing.chunking import ChunkSettings, chunk_document, map_to_document, split_sentences
+from docqa.ingest.cleaning import split_blocks
 from docqa.models import Chunk, Document
 
 BRIEF_PATH = Path(__file__).resolve().parent.parent / "corpus" / "eu-nato-cooperation.txt"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from docqa.cleaning import split_blocks
+from docqa.ingest.cleaning import split_blocks
 from docqa.models import Block
 
 BRIEF_PATH = Path(__file__).resolve().parent.parent / "corpus" / "eu-nato-cooperation.txt"

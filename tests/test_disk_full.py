@@ -17,8 +17,8 @@ import pytest
 
 from docqa.cli import main
 from docqa.config import Settings
-from docqa.index import current_build, load_build, open_index
-from docqa.indexing import IndexBuildError, update_index
+from docqa.indexing.build import open_index, update_index
+from docqa.indexing.store import IndexBuildError, current_build, load_build
 from docqa.library import DiskFullError, StorageError, add_document, store_file
 from fakes import tiny_settings, use_fake_embedder
 from test_parser_faults import BRIEF, fail_with, post_files, running_service, wait_until_idle

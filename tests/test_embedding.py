@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from docqa.embedding import (
+from docqa.indexing.embedding import (
     DEFAULT_MODEL,
     Embedder,
     ModelNotFoundError,
@@ -114,7 +114,7 @@ def test_onnx_embedder_does_not_import_torch(onnx_dir: Path) -> None:
     code = (
         "import sys\n"
         "from pathlib import Path\n"
-        "from docqa.embedding import OnnxEmbedder\n"
+        "from docqa.indexing.embedding import OnnxEmbedder\n"
         f"OnnxEmbedder(Path({str(onnx_dir)!r})).embed(['a question'])\n"
         "heavy = {'torch', 'transformers', 'sentence_transformers'}\n"
         "print(sorted(heavy & set(sys.modules)))\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from docqa import embedding, encoders
+from docqa.indexing import embedding, encoders
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import pytest
 
 from docqa.config import Settings
 from docqa.engine import Engine
-from docqa.indexing import update_index
+from docqa.indexing.build import update_index
 from documents import write_folder
 
 pytestmark = pytest.mark.model

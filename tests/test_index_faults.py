@@ -26,17 +26,16 @@ import numpy as np
 import pytest
 
 from docqa.config import Settings
-from docqa.corpus import CorpusError
-from docqa.index import (
-    FORMAT_VERSION,
+from docqa.indexing.build import build_index, open_index
+from docqa.indexing.corpus import CorpusError
+from docqa.indexing.manifest import FORMAT_VERSION
+from docqa.indexing.store import (
     Index,
     IndexCorruptError,
     IndexStaleError,
-    build_index,
     check_index,
     current_build,
     load_build,
-    open_index,
 )
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -83,12 +82,12 @@ def fake_quantize_onnx(src: Path, dst: Path) -> Path:
 
 def install_fake_embedder(patch: Callable[[Any, str, Any], None] = setattr) -> None:
     """Make index builds use HashedWords; `patch` is monkeypatch.setattr in tests."""
-    import docqa.embedding
+    import docqa.indexing.embedding
 
-    patch(docqa.embedding, "resolve_model_path", Path)
-    patch(docqa.embedding, "export_onnx", fake_export_onnx)
-    patch(docqa.embedding, "quantize_onnx", fake_quantize_onnx)
-    patch(docqa.embedding, "OnnxEmbedder", HashedWords)
+    patch(docqa.indexing.embedding, "resolve_model_path", Path)
+    patch(docqa.indexing.embedding, "export_onnx", fake_export_onnx)
+    patch(docqa.indexing.embedding, "quantize_onnx", fake_quantize_onnx)
+    patch(docqa.indexing.embedding, "OnnxEmbedder", HashedWords)
 
 
 @pytest.fixture(autouse=True)
@@ -295,7 +294,7 @@ import test_index_faults as faults
 faults.install_fake_embedder()
 faults.die_at(sys.argv[3])
 from docqa.config import Settings
-from docqa.index import build_index
+from docqa.indexing.build import build_index
 print("ready", flush=True)
 build_index(Settings())
 """
@@ -305,7 +304,7 @@ def die_at(stage: str) -> None:
     """Make this process SIGKILL itself at `stage` of build_index; "slow" only slows it."""
     import faiss
 
-    import docqa.indexing as index
+    from docqa.indexing import build, vectors, writing
 
     def kill() -> None:
         os.kill(os.getpid(), signal.SIGKILL)
@@ -341,16 +340,21 @@ def die_at(stage: str) -> None:
         return wrapper
 
     hooks = {
-        "after chunking": [(index, "chunk_corpus", after)],
+        "after chunking": [(build, "chunk_corpus", after)],
         "after dense.faiss": [(faiss, "write_index", after)],
-        "after the lexical index": [(index, "_write_lexical", after)],
-        "after the manifest": [(index, "write_build", after)],
-        "before the CURRENT switch": [(index, "_point_to", before)],
+        "after the lexical index": [(writing, "_write_lexical", after)],
+        "after the manifest": [(build, "write_build", after)],
+        "before the CURRENT switch": [(build, "_point_to", before)],
         "inside the CURRENT switch": [(os, "replace", before_current_replaced)],
-        "after the CURRENT switch": [(index, "_remove_old_builds", before)],
+        "after the CURRENT switch": [(build, "_remove_old_builds", before)],
         "slow": [
-            (index, name, slowly)
-            for name in ("chunk_corpus", "embed_all", "_write_lexical", "_point_to")
+            (module, name, slowly)
+            for module, name in (
+                (build, "chunk_corpus"),
+                (vectors, "embed_all"),
+                (writing, "_write_lexical"),
+                (build, "_point_to"),
+            )
         ]
         + [(faiss, "write_index", slowly)],
     }

@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 
 from docqa.config import Settings
-from docqa.corpus import hash_corpus, list_corpus
-from docqa.index import IndexStaleError, load_build, open_index
-from docqa.indexing import IndexBuildError, IndexReport, NothingToIndexError, update_index
+from docqa.indexing.build import IndexReport, NothingToIndexError, open_index, update_index
+from docqa.indexing.corpus import hash_corpus, list_corpus
+from docqa.indexing.store import IndexBuildError, IndexStaleError, load_build
 from docqa.library import (
     Added,
     DocumentNotFoundError,
@@ -270,16 +270,16 @@ def test_a_link_inside_the_corpus_is_read(settings: Settings) -> None:
 
 def _unreadable(monkeypatch: pytest.MonkeyPatch, name: str) -> None:
     """Reading `name` fails as it does without read permission (tests may run as root)."""
-    import docqa.corpus
+    import docqa.indexing.corpus
 
-    real = docqa.corpus.open_document
+    real = docqa.indexing.corpus.open_document
 
     def open_document(path: Path) -> BufferedReader:
         if path.name == name:
             raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
         return real(path)
 
-    monkeypatch.setattr(docqa.corpus, "open_document", open_document)
+    monkeypatch.setattr(docqa.indexing.corpus, "open_document", open_document)
 
 
 def test_an_unreadable_file_is_reported_as_failed_and_the_rest_indexed(
@@ -295,13 +295,13 @@ def test_an_unreadable_file_is_reported_as_failed_and_the_rest_indexed(
 def test_a_file_removed_between_listing_and_reading_is_left_out(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import docqa.corpus
-    import docqa.indexing
+    import docqa.indexing.build
+    import docqa.indexing.corpus
 
     listed = list_corpus(settings.corpus_dir)
     (settings.corpus_dir / "budget.txt").unlink()
-    monkeypatch.setattr(docqa.corpus, "list_corpus", lambda folder: listed)
-    monkeypatch.setattr(docqa.indexing, "list_corpus", lambda folder: listed)
+    monkeypatch.setattr(docqa.indexing.corpus, "list_corpus", lambda folder: listed)
+    monkeypatch.setattr(docqa.indexing.build, "list_corpus", lambda folder: listed)
     assert set(hash_corpus(settings.corpus_dir)) == {"brief.txt"}
     assert [r.name for r in update_index(settings).documents] == ["brief.txt"]
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from docqa.chunking import ChunkSettings, chunk_document, map_to_document
+from docqa.indexing.chunking import ChunkSettings, chunk_document, map_to_document
 from docqa.ingest import Extracted, ExtractionError, SkippedFileError, extract
 from docqa.models import Document
 from documents import FACTS, html_page, plain_text, write_docx, write_pdf

@@ -7,7 +7,7 @@ import io
 
 import pytest
 
-from docqa.chunking import ChunkSettings, chunk_document
+from docqa.indexing.chunking import ChunkSettings, chunk_document
 from docqa.ingest import Extracted, extract
 from docqa.models import Document
 
@@ -19,7 +19,8 @@ def read_html(body: str) -> Extracted:
 
 
 def paragraphs(extracted: Extracted) -> list[str]:
-    return [block.text for block in extracted.blocks if block.kind == "paragraph"]
+    """The text of every paragraph and table row (each row a block of its own kind)."""
+    return [block.text for block in extracted.blocks if block.kind in ("paragraph", "row")]
 
 
 def assert_blocks_slice_the_text(extracted: Extracted) -> None:
@@ -109,8 +110,8 @@ def test_html_table_rows_are_paragraphs_with_their_column_headers() -> None:
     assert [(b.kind, b.text) for b in extracted.blocks] == [
         ("heading", "Phone directory"),
         ("paragraph", "Extensions by department"),
-        ("paragraph", "Department: Logistics · Extension: 4417 · Head: Maria Olsen"),
-        ("paragraph", "Department: Finance · Extension: 4420 · Head: Tom Berg"),
+        ("row", "Department: Logistics · Extension: 4417 · Head: Maria Olsen"),
+        ("row", "Department: Finance · Extension: 4420 · Head: Tom Berg"),
         ("paragraph", "Call the switchboard otherwise."),
     ]
     assert_blocks_slice_the_text(extracted)
@@ -232,8 +233,8 @@ def test_docx_table_rows_are_paragraphs_with_their_column_headers() -> None:
     extracted = extract("directory.docx", data)[1]
     assert [(b.kind, b.text) for b in extracted.blocks] == [
         ("heading", "Phone directory"),
-        ("paragraph", "Department: Logistics · Extension: 4417 · Head: Maria Olsen"),
-        ("paragraph", "Department: Finance · Extension: 4420 · Head: Tom Berg"),
+        ("row", "Department: Logistics · Extension: 4417 · Head: Maria Olsen"),
+        ("row", "Department: Finance · Extension: 4420 · Head: Tom Berg"),
         ("paragraph", "Call the switchboard otherwise."),
     ]
     assert_blocks_slice_the_text(extracted)

@@ -9,7 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from docqa.engine import Engine
-from docqa.index import build_index
+from docqa.indexing.build import build_index
 from docqa.service import create_app
 from fakes import tiny_settings, use_fake_embedder
 

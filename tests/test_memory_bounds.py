@@ -6,7 +6,7 @@ from __future__ import annotations
 import gc
 import tracemalloc
 
-from docqa.index import tokenize
+from docqa.indexing.lexical import tokenize
 
 
 def test_long_words_from_questions_do_not_stay_in_the_word_caches() -> None:

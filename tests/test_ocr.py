@@ -11,7 +11,7 @@ import pytest
 
 from docqa.cli import format_records
 from docqa.config import Settings
-from docqa.corpus import CorpusFile, read_file
+from docqa.indexing.corpus import CorpusFile, read_file
 from docqa.ingest import Extracted, ExtractionError, SkippedFileError, extract, ocr
 from documents import SCANNED_PAGES, write_pdf, write_scanned_pdf
 
@@ -131,7 +131,7 @@ def test_a_page_over_the_time_limit_fails_the_file_naming_the_page(
 @needs_tesseract
 def test_a_question_about_the_scan_is_answered_citing_page_3(scan: Path, tmp_path: Path) -> None:
     from docqa.engine import Engine
-    from docqa.indexing import update_index
+    from docqa.indexing.build import update_index
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

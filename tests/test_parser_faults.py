@@ -20,9 +20,9 @@ from fastapi.testclient import TestClient
 import docqa.ingest
 from docqa.cli import main
 from docqa.config import Settings
-from docqa.corpus import kept_verdict, list_corpus, read_file
-from docqa.index import current_build, load_build
-from docqa.indexing import update_index
+from docqa.indexing.build import update_index
+from docqa.indexing.corpus import kept_verdict, list_corpus, read_file
+from docqa.indexing.store import current_build, load_build
 from docqa.ingest import ExtractionError, Format, extract
 from docqa.library import TooLongError, add_files, check_content
 from docqa.service import create_app

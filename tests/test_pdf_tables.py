@@ -30,7 +30,7 @@ def test_pdf_table_rows_are_paragraphs_with_their_column_headers(tmp_path: Path)
     assert [(b.kind, b.text, b.page) for b in extracted.blocks] == [
         ("heading", "Phone Directory", 1),
         ("paragraph", "Each department answers its own extension during office hours.", 1),
-        *(("paragraph", labelled(row), 1) for row in DIRECTORY_ROWS[1:]),
+        *(("row", labelled(row), 1) for row in DIRECTORY_ROWS[1:]),
         ("paragraph", "Call the switchboard on extension 4400 when nobody answers.", 1),
     ]
     assert labelled(DIRECTORY_ROWS[1]) == (
@@ -103,7 +103,7 @@ def test_pages_without_drawn_lines_are_not_searched_for_tables(
 @pytest.mark.model
 def test_a_question_about_a_pdf_table_cell_is_answered_with_that_cell(tmp_path: Path) -> None:
     from docqa.engine import Engine
-    from docqa.indexing import update_index
+    from docqa.indexing.build import update_index
 
     corpus = tmp_path / "corpus"
     corpus.mkdir()

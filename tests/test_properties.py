@@ -16,8 +16,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from docqa.chunking import ChunkSettings, chunk_document, map_to_document, window_chunks
-from docqa.cleaning import split_blocks
+from docqa.indexing.chunking import ChunkSettings, chunk_document, map_to_document, window_chunks
+from docqa.ingest.cleaning import split_blocks
 from docqa.models import Block, Chunk, Document
 
 BRIEF = Path(__file__).resolve().parents[1] / "corpus" / "eu-nato-cooperation.txt"

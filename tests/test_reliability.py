@@ -24,7 +24,8 @@ from typing import Any
 import httpx
 import pytest
 
-from docqa.index import build_lock, current_build
+from docqa.indexing.build import build_lock
+from docqa.indexing.store import current_build
 from test_server import (
     ROOT,
     Server,

@@ -15,7 +15,7 @@ from docqa.answer.retrieval import (
     term_weights,
 )
 from docqa.config import Settings
-from docqa.index import tokenize
+from docqa.indexing.lexical import tokenize
 from fakes import TableEmbedder, make_index, unit
 
 SETTINGS = Settings(candidates=10)

@@ -13,12 +13,13 @@ from pathlib import Path
 
 import pytest
 
-import docqa.corpus
+import docqa.indexing.corpus
 from docqa.cli import main
 from docqa.config import Settings
-from docqa.corpus import CorpusFile, read_file
-from docqa.index import compare_corpus, current_build, read_manifest, records_of
-from docqa.indexing import IndexReport, update_index
+from docqa.indexing.build import IndexReport, update_index
+from docqa.indexing.corpus import CorpusFile, read_file
+from docqa.indexing.manifest import compare_corpus, records_of
+from docqa.indexing.store import current_build, read_manifest
 from docqa.library import Added, add_files, remove_documents
 from fakes import tiny_settings, use_fake_embedder
 
@@ -43,13 +44,13 @@ def settings(tmp_path: Path) -> Settings:
 def reads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
     """How many times each corpus file's bytes were opened for reading, by file name."""
     opened: Counter[str] = Counter()
-    real = docqa.corpus.open_document
+    real = docqa.indexing.corpus.open_document
 
     def open_document(path: Path) -> BufferedReader:
         opened[path.name] += 1
         return real(path)
 
-    monkeypatch.setattr(docqa.corpus, "open_document", open_document)
+    monkeypatch.setattr(docqa.indexing.corpus, "open_document", open_document)
     return opened
 
 

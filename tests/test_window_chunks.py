@@ -2,9 +2,9 @@
 
 import pytest
 
-from docqa.chunking import map_to_document, window_chunks
 from docqa.config import Settings
-from docqa.index import FORMAT_VERSION, chunker_description, stale_reasons
+from docqa.indexing.chunking import map_to_document, window_chunks
+from docqa.indexing.manifest import FORMAT_VERSION, chunker_description, stale_reasons
 from docqa.models import Document
 
 TEXT = "ALPHA beta gamma\n\n   delta epsilon zeta \neta theta iota kappa lambda mu."

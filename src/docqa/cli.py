@@ -21,7 +21,7 @@ from docqa.models import DocqaError
 if TYPE_CHECKING:
     from docqa.config import Settings
     from docqa.engine import Engine
-    from docqa.indexing import IndexReport
+    from docqa.indexing.build import IndexReport
     from docqa.models import Answer, DocumentRecord
 
 EXIT_ERROR = 1
@@ -236,7 +236,7 @@ def format_report(report: IndexReport) -> str:
 
 def run_update(settings: Settings, force: bool = False) -> int:
     """Update the index with progress bars, print the report; exit 0 if anything is indexed."""
-    from docqa.indexing import update_index
+    from docqa.indexing.build import update_index
     from docqa.progress import ProgressBars
 
     with ProgressBars() as bars:

@@ -13,13 +13,14 @@ from docqa.answer.conversation import Turn, resolve_query
 from docqa.answer.reader import default_reader
 from docqa.answer.retrieval import Retrieval, search, weak_hits
 from docqa.config import Settings
-from docqa.embedding import Embedder
-from docqa.index import Index, Notify, open_index
+from docqa.indexing.build import open_index
+from docqa.indexing.embedding import Embedder
+from docqa.indexing.store import Index, Notify
 from docqa.library import document_id
 from docqa.models import Answer, DocqaError, Hit
 
 if TYPE_CHECKING:
-    from docqa.indexing import Progress
+    from docqa.indexing.vectors import Progress
 
 
 class QuestionError(DocqaError, ValueError):
@@ -48,7 +49,7 @@ class Engine:
         """An engine over a loaded index, with its ONNX query encoder unless one is given."""
         import faiss
 
-        from docqa.embedding import OnnxEmbedder
+        from docqa.indexing.embedding import OnnxEmbedder
 
         # Queries come one at a time: OpenMP threads only add synchronisation to a single
         # search (`docqa bench`: flat search over 20k vectors 2.1 ms on 1 thread, 7.6 on 2).

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from docqa.corpus import (
+from docqa.indexing.corpus import (
     CorpusError,
     content_hash,
     corpus_files,
@@ -31,7 +31,7 @@ from docqa.models import DocqaError, DocumentRecord
 if TYPE_CHECKING:
     from docqa.config import Settings
 
-__all__ = ["document_id"]  # defined in corpus.py (the index report uses it too)
+__all__ = ["document_id"]  # defined in indexing/corpus.py (the index report uses it too)
 
 MAX_NAME_CHARS = 120
 """Longest file name kept for an upload (a longer one is cut before its suffix): well under
@@ -285,7 +285,8 @@ def remove_documents(corpus_dir: Path, names: list[str]) -> list[str]:
 
 def library_report(settings: Settings) -> tuple[tuple[DocumentRecord, ...], list[str]]:
     """The per-file report of the index in use, and how the corpus has changed since."""
-    from docqa.index import compare_corpus, current_build, read_manifest, records_of
+    from docqa.indexing.manifest import compare_corpus, records_of
+    from docqa.indexing.store import current_build, read_manifest
 
     folder = current_build(settings.index_dir)
     if folder is None:

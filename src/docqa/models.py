@@ -13,7 +13,7 @@ class DocqaError(Exception):
 class Block:
     """A cleaned paragraph or heading, with the span it covers in the original text."""
 
-    kind: str  # "heading" | "paragraph" | "entry" (a dated timeline entry)
+    kind: str  # "heading" | "paragraph" | "entry" (a dated timeline entry) | "row" (a table row)
     text: str
     start: int
     end: int

@@ -15,8 +15,8 @@ from typing import Any, TypeVar
 
 from cachetools import LRUCache
 
-from docqa.chunking import INTRODUCTION
-from docqa.corpus import open_document
+from docqa.indexing.chunking import INTRODUCTION
+from docqa.indexing.corpus import open_document
 from docqa.ingest import extract
 from docqa.library import DocumentNotFoundError, document_type
 from docqa.models import Block, DocqaError

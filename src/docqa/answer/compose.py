@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from docqa.answer.cells import cell_reading
 from docqa.answer.confidence import (
     AnswerModel,
     abstention_cut,
@@ -26,9 +27,9 @@ from docqa.answer.confidence import (
 from docqa.answer.kinds import asks_for_overview
 from docqa.answer.reader import Reader, Reading, default_reader
 from docqa.answer.retrieval import Retrieval, ScoredSentence
-from docqa.chunking import map_to_document
 from docqa.config import Settings
-from docqa.index import Index
+from docqa.indexing.chunking import map_to_document
+from docqa.indexing.store import Index
 from docqa.models import Citation
 
 NOT_COVERED = "The documents do not say. The closest passages are listed below."
@@ -127,7 +128,9 @@ def read_top(
     index: Index, retrieval: Retrieval, question: str, rows: list[int], reader: Reader
 ) -> Read | None:
     """Run the reader over the passages of `rows`; None when they hold no sentence."""
-    reading = reader.read_passages(question, [index.chunks[row].text for row in rows])
+    passages = [index.chunks[row].text for row in rows]
+    reading = reader.read_passages(question, passages)
+    reading = cell_reading(question, passages[reading.passage], reading)
     chosen = span_sentences(retrieval, rows[reading.passage], reading)
     if not chosen:
         return None

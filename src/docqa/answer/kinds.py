@@ -15,7 +15,7 @@ import functools
 import re
 from dataclasses import dataclass
 
-from docqa.index import tokenize
+from docqa.indexing.lexical import tokenize
 
 _MONTHS = (
     "January|February|March|April|May|June|July|August|September|October|November|December|"

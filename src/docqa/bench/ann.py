@@ -32,10 +32,10 @@ def recall_at(found: np.ndarray, exact: np.ndarray) -> float:
 def measure_ann(
     n: int, queries: int, flat_queries: int, ef_values: tuple[int, ...]
 ) -> dict[str, Any]:
-    """Flat against HNSW (index.py's parameters) at n vectors; run in a child process."""
+    """Flat against HNSW (indexing/store.py's parameters) at n vectors; run in a child process."""
     import faiss
 
-    from docqa import index as index_module
+    from docqa.indexing import store as index_module
 
     source = VectorSource()
     started = time.perf_counter()
@@ -92,6 +92,6 @@ def measure_ann(
 
 
 def chosen_ef(ann: dict[str, Any]) -> dict[str, Any]:
-    """The sweep row of the efSearch that index.py uses."""
+    """The sweep row of the efSearch that indexing/store.py uses."""
     rows = ann["hnsw"]["sweep"]
     return next(r for r in rows if r["ef_search"] == ann["hnsw"]["ef_search"])

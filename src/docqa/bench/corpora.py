@@ -53,9 +53,9 @@ def generate_document(sections: list[tuple[str, list[Any]]], rng: random.Random)
 
 def write_scaled_corpus(corpus_dir: Path, out_dir: Path, factor: int, seed: int = 0) -> Path:
     """A corpus of `factor` documents rewritten from those in corpus_dir."""
-    from docqa.chunking import split_sections
-    from docqa.cleaning import split_blocks
-    from docqa.corpus import read_corpus
+    from docqa.indexing.chunking import split_sections
+    from docqa.indexing.corpus import read_corpus
+    from docqa.ingest.cleaning import split_blocks
 
     sources = [split_sections(split_blocks(d.text)) for d in read_corpus(corpus_dir)]
     rng = random.Random(seed)

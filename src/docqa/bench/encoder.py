@@ -51,7 +51,7 @@ def compare_encoders(
     encoders: dict[str, Path], texts: list[str], plan: Plan
 ) -> list[dict[str, Any]]:
     """Floor and throughput (1 and 2 workers) of each encoder folder on 1 and 2 threads."""
-    from docqa.embedding import OnnxEmbedder
+    from docqa.indexing.embedding import OnnxEmbedder
 
     embedders = {
         (precision, threads): OnnxEmbedder(folder, intra_op_num_threads=threads)
@@ -84,7 +84,7 @@ def compare_encoders(
 
 def export_fp32(model: str, out_dir: Path) -> Path:
     """Export the fp32 ONNX encoder (needs torch; run in a child)."""
-    from docqa.embedding import export_onnx, resolve_model_path
+    from docqa.indexing.embedding import export_onnx, resolve_model_path
 
     return export_onnx(resolve_model_path(model), out_dir)
 
@@ -94,7 +94,7 @@ def reference_encode(model: str, texts: list[str], threads: int) -> dict[str, An
     try:
         import torch
 
-        from docqa.embedding import EmbeddingError, SentenceTransformerEmbedder
+        from docqa.indexing.embedding import EmbeddingError, SentenceTransformerEmbedder
     except ImportError as error:
         return {"skipped": f"sentence-transformers is not importable ({error})"}
     torch.set_num_threads(threads or os.cpu_count() or 1)

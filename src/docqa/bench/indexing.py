@@ -19,8 +19,8 @@ import numpy as np
 from docqa.bench.plan import Notify, Plan
 from docqa.bench.processes import in_child, peak_rss_mb
 from docqa.config import Settings
-from docqa.corpus import read_corpus
-from docqa.encoders import CACHE_FOLDER
+from docqa.indexing.corpus import read_corpus
+from docqa.indexing.encoders import CACHE_FOLDER
 
 TARGET_ADD_S = 3.0
 TARGET_ADD_SHARE = 0.10
@@ -43,9 +43,9 @@ def write_book(source_dir: Path, path: Path, target_bytes: int, seed: int = 0) -
     of each paragraph's words swapped for other words of the brief, so that no two sentences
     repeat: a book of repeated sentences would measure an encoder cache, not the build."""
     from docqa.bench.corpora import generate_document
-    from docqa.chunking import split_sections
-    from docqa.cleaning import split_blocks
-    from docqa.corpus import read_corpus
+    from docqa.indexing.chunking import split_sections
+    from docqa.indexing.corpus import read_corpus
+    from docqa.ingest.cleaning import split_blocks
 
     sources = [split_sections(split_blocks(d.text)) for d in read_corpus(source_dir)]
     vocabulary = sorted({w for d in read_corpus(source_dir) for w in d.text.split() if w.isalpha()})
@@ -97,42 +97,44 @@ def legacy_embed_all(embedder: Any, texts: list[str], progress: Any, stage: str)
 
 def legacy_embedder(encoder: Path) -> Any:
     """The embedder as the build before made it: batches of 32, onnxruntime's own threads."""
-    from docqa.embedding import OnnxEmbedder
+    from docqa.indexing.embedding import OnnxEmbedder
 
     return OnnxEmbedder(encoder)
 
 
 def legacy_passage_vectors(embedder: Any, chunks: list[Any], sentences: Any, progress: Any) -> Any:
     """Passage vectors as the build before made them: each passage's text embedded again."""
-    import docqa.indexing
-    from docqa.index import embedding_text
+    import docqa.indexing.build
+    import docqa.indexing.vectors
+    from docqa.indexing.store import embedding_text
 
     texts = [embedding_text(chunk) for chunk in chunks]
-    return docqa.indexing.embed_all(embedder, texts, progress, "embedding passages")
+    return docqa.indexing.vectors.embed_all(embedder, texts, progress, "embedding passages")
 
 
 def timed_build(corpus_dir: str, index_dir: str, mode: str) -> dict[str, float]:
     """One index update in this (fresh) process: "before" (as the build was before
     incremental indexing), "full" (every file again, encoder cached) or "update"."""
-    import docqa.encoders
-    import docqa.indexing
+    import docqa.indexing.build
+    import docqa.indexing.encoders
+    import docqa.indexing.vectors
 
     settings = Settings(corpus_dir=Path(corpus_dir), index_dir=Path(index_dir))
     if mode == "before":
-        cached = docqa.encoders.cached_encoders
+        cached = docqa.indexing.encoders.cached_encoders
 
         def exported_every_time(
             model: str, precision: str, index: Path, passages: str = "fp32", progress: Any = None
         ) -> tuple[Path, Path]:
-            shutil.rmtree(index / docqa.encoders.CACHE_FOLDER, ignore_errors=True)
+            shutil.rmtree(index / docqa.indexing.encoders.CACHE_FOLDER, ignore_errors=True)
             return cached(model, precision, index, "fp32")  # passages were embedded in fp32
 
-        docqa.encoders.cached_encoders = exported_every_time  # type: ignore[assignment]
-        docqa.indexing.embed_all = legacy_embed_all
-        docqa.indexing.passage_embedder = legacy_embedder
-        docqa.indexing.passage_vectors = legacy_passage_vectors  # type: ignore[assignment]
+        docqa.indexing.encoders.cached_encoders = exported_every_time  # type: ignore[assignment]
+        docqa.indexing.vectors.embed_all = legacy_embed_all
+        docqa.indexing.vectors.passage_embedder = legacy_embedder
+        docqa.indexing.vectors.passage_vectors = legacy_passage_vectors  # type: ignore[assignment]
     started, cpu = time.perf_counter(), time.process_time()
-    report = docqa.indexing.update_index(settings, force=mode != "update")
+    report = docqa.indexing.build.update_index(settings, force=mode != "update")
     return {
         "seconds": round(time.perf_counter() - started, 2),
         "cpu_seconds": round(time.process_time() - cpu, 2),
@@ -164,22 +166,23 @@ def measure_add(settings: Settings, work: Path, notify: Notify) -> dict[str, Any
 def embedding_alone(corpus_dir: str, encoder: str, sample: int) -> dict[str, float]:
     """Sentences per second of the build's embedder alone (its threads and batches), on every
     k-th sentence of the corpus up to `sample`: the limit a whole build can approach."""
-    import docqa.indexing
+    import docqa.indexing.build
+    import docqa.indexing.vectors
 
     settings = Settings(corpus_dir=Path(corpus_dir))
-    chunks = docqa.indexing.chunk_corpus(read_corpus(settings.corpus_dir), settings)
+    chunks = docqa.indexing.build.chunk_corpus(read_corpus(settings.corpus_dir), settings)
     texts = [c.text[s:e] for c in chunks for s, e in c.sentences]
     texts = texts[:: max(1, len(texts) // sample)][:sample]
-    embedder = docqa.indexing.passage_embedder(Path(encoder))
-    docqa.indexing.embed_all(embedder, texts[:64], None, "warm-up")
+    embedder = docqa.indexing.vectors.passage_embedder(Path(encoder))
+    docqa.indexing.vectors.embed_all(embedder, texts[:64], None, "warm-up")
     started = time.perf_counter()
-    docqa.indexing.embed_all(embedder, texts, None, "embedding")
+    docqa.indexing.vectors.embed_all(embedder, texts, None, "embedding")
     seconds = time.perf_counter() - started
     return {"sentences": len(texts), "seconds": round(seconds, 2), "per_s": len(texts) / seconds}
 
 
 def _sentences_in(index: Path) -> int:
-    from docqa.index import current_build
+    from docqa.indexing.store import current_build
 
     folder = current_build(index)
     starts = np.load(folder / "sentence_starts.npy") if folder else np.zeros(1)

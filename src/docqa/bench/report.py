@@ -332,7 +332,8 @@ def _render_ann(results: dict[str, Any]) -> list[str]:
         f"vector has cosine {ann['query_top1_cosine']}, its 10th {ann['query_top10_cosine']}. "
         f"{ann['queries']} queries ({ann['flat']['queries']} for flat); recall@10 against exact "
         f"search. HNSW build (M {hnsw['m']}, efConstruction {hnsw['ef_construction']}): "
-        f"{hnsw['build_s']} s; peak memory {ann['peak_rss_mb']} MB. index.py uses flat up to "
+        f"{hnsw['build_s']} s; peak memory {ann['peak_rss_mb']} MB. indexing/store.py uses "
+        "flat up to "
         f"HNSW_FROM = {ann['hnsw_from']:,} chunks and HNSW with efSearch {hnsw['ef_search']} "
         "above.",
         "",

@@ -30,7 +30,7 @@ def folder_mb(folder: Path, skip: str = "encoder") -> float:
 
 def index_facts(index_dir: Path) -> dict[str, Any]:
     """Chunks, sentences, dense index kind and size on disk of the current build."""
-    from docqa.index import current_build, read_manifest
+    from docqa.indexing.store import current_build, read_manifest
 
     folder = current_build(index_dir)
     if folder is None:
@@ -107,7 +107,7 @@ def measure_scale(
 
 def query_encoder_dir(settings: Settings) -> Path:
     """The query encoder folder of the current build."""
-    from docqa.index import current_build
+    from docqa.indexing.store import current_build
 
     folder = current_build(settings.index_dir)
     if folder is None:

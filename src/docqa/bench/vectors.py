@@ -67,8 +67,9 @@ def build_synthetic_index(settings: Settings, encoder_dir: Path) -> dict[str, An
     Everything else (cleaning, chunking, BM25, FAISS, writing) is the real build. The real
     query encoder is linked in, so `docqa ask` can load the result.
     """
-    import docqa.embedding
-    import docqa.indexing
+    import docqa.indexing.build
+    import docqa.indexing.embedding
+    import docqa.indexing.vectors
 
     def link_encoder(model_path: Path, out_dir: Path) -> Path:
         out_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -76,17 +77,19 @@ def build_synthetic_index(settings: Settings, encoder_dir: Path) -> dict[str, An
         return out_dir
 
     def synthetic(onnx_dir: Path, **_: Any) -> SyntheticEmbedder:
-        return SyntheticEmbedder(docqa.embedding.model_name(Path(settings.model)), VectorSource())
+        return SyntheticEmbedder(
+            docqa.indexing.embedding.model_name(Path(settings.model)), VectorSource()
+        )
 
     replacements = {
         "export_onnx": link_encoder,
         "quantize_onnx": link_encoder,  # the linked encoder is the one queries use
         "OnnxEmbedder": synthetic,
     }
-    for module in (docqa.embedding,):
+    for module in (docqa.indexing.embedding,):
         for name, replacement in replacements.items():
             if hasattr(module, name):
                 setattr(module, name, replacement)
     started = time.perf_counter()
-    docqa.indexing.build_index(settings)
+    docqa.indexing.build.build_index(settings)
     return {"seconds": round(time.perf_counter() - started, 3), "peak_rss_mb": peak_rss_mb()}

@@ -58,7 +58,7 @@ def compare_variants(
     progress: Callable[[str], Progress] = lambda label: lambda q: q,
 ) -> list[tuple[str, Report]]:
     """Score every variant of VARIANTS, building the indexes they need inside `workdir`."""
-    from docqa.index import build_index
+    from docqa.indexing.build import build_index
 
     current = Engine.load(settings, notify=notify)
     results = []

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from docqa.corpus import read_corpus
+from docqa.indexing.corpus import read_corpus
 from docqa.models import Answer, DocqaError, Document
 
 BRIEF_SET = Path("eval/questions.jsonl")

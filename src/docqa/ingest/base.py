@@ -21,7 +21,8 @@ class ExtractionError(DocqaError):
 class Part:
     """A heading or paragraph as a reader found it, before it is placed in the text."""
 
-    kind: str  # "heading" | "paragraph" ("entry" only from the plain-text rules)
+    kind: str  # "heading" | "paragraph" | "row" (a table row with its column headers;
+    # one passage of its own) ("entry" only from the plain-text rules)
     text: str
     page: int | None = None
 

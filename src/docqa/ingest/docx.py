@@ -126,7 +126,7 @@ def docx_parts(document: Any) -> Iterator[Part]:
     for item in document.iter_inner_content():
         if isinstance(item, Table):
             for line in table_lines(*table_cells(item)):
-                yield Part("paragraph", line)
+                yield Part("row", line)
         else:
             kind = "heading" if is_heading(item, headings, default_style) else "paragraph"
             yield Part(kind, item.text)

@@ -218,13 +218,13 @@ def table_cells(rows: list[Any]) -> list[list[Cell]]:
 
 
 def table_parts(table: Any) -> Iterator[Part]:
-    """A table's caption, then one paragraph per row with its column headers."""
+    """A table's caption, then one row part per row with its column headers."""
     caption = table.find("caption", recursive=False)
     if caption is not None and not _is_chrome(caption):
         yield Part("paragraph", text_of(caption))
     rows, header_rows = table_row_elements(table)
     for line in table_lines(table_cells(rows), header_rows):
-        yield Part("paragraph", line)
+        yield Part("row", line)
 
 
 class _Walker:

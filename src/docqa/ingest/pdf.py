@@ -13,8 +13,8 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass, replace
 
-from docqa.cleaning import keeps_hyphen
 from docqa.ingest.base import Extracted, ExtractionError, Part, assemble
+from docqa.ingest.cleaning import keeps_hyphen
 from docqa.ingest.pdf_tables import PdfTable, find_tables
 
 HEADING_RATIO = 1.15
@@ -226,7 +226,7 @@ def pdf_parts(boxes: list[_Box], vocabulary: set[str]) -> list[Part]:
     parts: list[Part] = []
     for box in boxes:
         if box.table:
-            parts.extend(Part("paragraph", line.text, box.page) for line in box.lines)
+            parts.extend(Part("row", line.text, box.page) for line in box.lines)
             continue
         large = all(line.size >= body * HEADING_RATIO for line in box.lines)
         text = join_lines([line.text for line in box.lines], vocabulary)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import codecs
 
-from docqa.cleaning import split_blocks
 from docqa.ingest.base import Extracted, SkippedFileError
+from docqa.ingest.cleaning import split_blocks
 
 _BOMS = (
     (codecs.BOM_UTF32_LE, "utf-32"),

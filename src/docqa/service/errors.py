@@ -13,9 +13,9 @@ from starlette.routing import Match
 
 from docqa.answer.confidence import AnswerModelError
 from docqa.answer.reader import ReaderError
-from docqa.corpus import CorpusError
 from docqa.engine import QuestionError
-from docqa.index import IndexError_
+from docqa.indexing.corpus import CorpusError
+from docqa.indexing.store import IndexError_
 from docqa.library import (
     DiskFullError,
     DocumentNotFoundError,

@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from docqa.config import Settings
-from docqa.corpus import find_same_content
 from docqa.engine import Engine
-from docqa.indexing import build_index, records_of, update_index
+from docqa.indexing.build import build_index, update_index
+from docqa.indexing.corpus import find_same_content
+from docqa.indexing.manifest import records_of
 from docqa.ingest import SkippedFileError
 from docqa.ingest.text import decode
 from docqa.isolation import Bounds, Stopper, run_bounded

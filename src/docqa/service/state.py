@@ -13,9 +13,10 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 
 from docqa.config import Settings
-from docqa.corpus import CorpusError
 from docqa.engine import Engine, QuestionError, answer_json
-from docqa.index import compare_corpus, current_build, load_build
+from docqa.indexing.corpus import CorpusError
+from docqa.indexing.manifest import compare_corpus
+from docqa.indexing.store import current_build, load_build
 from docqa.library import document_id, library_names
 from docqa.models import Answer, DocqaError
 from docqa.service.conversations import ConversationStore

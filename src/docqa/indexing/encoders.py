@@ -120,7 +120,7 @@ def cached_encoders(
 
     Call under the index folder's build lock: two builds never write the cache at once.
     """
-    from docqa import embedding
+    from docqa.indexing import embedding
 
     model_path = embedding.resolve_model_path(model)
     known_file = index_dir / CACHE_FOLDER / KNOWN_HASHES

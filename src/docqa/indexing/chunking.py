@@ -8,8 +8,8 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
-from docqa.cleaning import OffsetMap, split_blocks
 from docqa.ingest.base import page_at
+from docqa.ingest.cleaning import OffsetMap, split_blocks
 from docqa.models import Block, Chunk, Document
 
 INTRODUCTION = "Introduction"
@@ -28,12 +28,13 @@ class ChunkSettings:
     max_chars: int = 1280
     min_chars: int = 120
 
-    def describe(self) -> dict[str, int]:
-        """The settings as recorded in the index manifest."""
+    def describe(self) -> dict[str, int | str]:
+        """The settings as recorded in the index manifest (an index cut otherwise is stale)."""
         return {
             "target_chars": self.target_chars,
             "max_chars": self.max_chars,
             "min_chars": self.min_chars,
+            "table_rows": "one passage each",
         }
 
 
@@ -117,7 +118,9 @@ def pack_block(block: Block, settings: ChunkSettings) -> list[_Piece]:
 
 
 def group_pieces(blocks: list[Block], settings: ChunkSettings) -> list[list[_Piece]]:
-    """Pieces of a section, short paragraphs merged with their neighbour; entries alone."""
+    """Pieces of a section, short paragraphs merged with their neighbour; entries and table
+    rows alone, so that a question about a cell retrieves its row and the reader reads that
+    row only (rows run together in one passage had the reader answer from the wrong row)."""
     groups: list[list[_Piece]] = []
     for block in blocks:
         for piece in pack_block(block, settings):

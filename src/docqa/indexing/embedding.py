@@ -259,7 +259,7 @@ def _read_onnx_config(onnx_dir: Path) -> dict[str, Any]:
     if missing:
         raise ModelNotFoundError(
             f"ONNX model folder {onnx_dir} lacks {', '.join(missing)}: "
-            "create it with docqa.embedding.export_onnx(model_path, out_dir)"
+            "create it with docqa.indexing.embedding.export_onnx(model_path, out_dir)"
         )
     config: dict[str, Any] = json.loads((onnx_dir / ONNX_CONFIG_FILE).read_text())
     return config

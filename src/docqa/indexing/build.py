@@ -1,30 +1,29 @@
 """Building and updating the index: read the corpus, chunk and embed only what changed,
-write a new build folder and switch CURRENT to it atomically, under the folder's lock.
+write a new build folder and switch CURRENT to it atomically, under the folder's lock; and
+opening the index, brought up to date first when it is missing, stale or damaged.
 
-A build killed at any point leaves the previous index in use (see index.py for the layout).
+A build killed at any point leaves the previous index in use (see store.py for the layout).
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import functools
-import json
 import os
 import shutil
 import time
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from docqa.chunking import chunk_document, window_chunks
 from docqa.config import Settings
-from docqa.corpus import (
+from docqa.indexing.chunking import chunk_document, window_chunks
+from docqa.indexing.corpus import (
+    CorpusError,
     check_corpus_folder,
     file_hash,
     kept_verdict,
@@ -33,43 +32,77 @@ from docqa.corpus import (
     settled,
     stamp_of,
 )
-from docqa.index import (
+from docqa.indexing.manifest import (
     FORMAT_VERSION,
-    HNSW_FROM,
-    IndexError_,
-    IndexStaleError,
-    chunk_record,
     chunk_settings,
     chunker_description,
     compare_corpus,
+    records_of,
+)
+from docqa.indexing.store import (
+    Index,
+    IndexBuildError,
+    IndexCorruptError,
+    IndexError_,
+    IndexStaleError,
+    Notify,
+    check_index,
     current_build,
     load_build,
-    make_dense_index,
-    manifest_for,
     read_manifest,
-    records_of,
-    tokenize,
 )
+from docqa.indexing.vectors import DocumentVectors, Progress, embed_documents
+from docqa.indexing.writing import write_build, write_failure
 from docqa.isolation import extract_bounded
 from docqa.models import Chunk, Document, DocumentRecord
 
-Progress = Callable[[str, int, int], None]
-"""Told (stage, done, total) as a build advances; stages: reading, embedding sentences
-(passage vectors are made from the sentences')."""
-EMBED_BATCH = 64
-"""Texts embedded per call; progress is reported per batch."""
-EMBED_THREADS = os.cpu_count() or 1
-"""Batches embedded at once, each on one onnxruntime thread that sleeps when idle. Calls of
-one thread each in parallel used both cores, where one call on onnxruntime's own thread
-pool kept the wall time at the CPU time on the benchmark book (`docqa bench --parts indexing`)."""
-ENCODER_BATCH = 8
-"""Texts per onnxruntime run when indexing: on length-sorted texts of the 411 KB benchmark
-book, batches of 8 took 15-20 % less CPU than 32 (sentences 2.2 against 2.7 s, passages
-2.6 against 3.2 s; 1 and 128 were slower still): small batches stay in the CPU caches."""
+
+def open_index(settings: Settings, notify: Notify | None = None, progress: Any = None) -> Index:
+    """Load the index, bringing it up to date first when it is missing, stale or damaged.
+
+    With `settings.auto_rebuild` off, a missing, stale or damaged index is refused with a
+    message that says how to rebuild it. When the update cannot be made (an unreadable
+    corpus, a read-only index folder, a full disk) but the previous index is intact, that
+    index is used and `notify` is told why.
+    """
+    from docqa.indexing.build import update_index
+    from docqa.indexing.store import IndexBuildError
+
+    if settings.index_dir.exists() and not settings.index_dir.is_dir():
+        raise IndexBuildError(f"index folder {settings.index_dir} is a file, not a folder")
+    try:
+        return load_build(check_index(settings))
+    except (IndexError_, CorpusError) as problem:
+        if not settings.auto_rebuild:
+            if isinstance(problem, IndexCorruptError):
+                raise IndexCorruptError(
+                    f"{problem}. Run `docqa index --force` to rebuild it"
+                ) from problem
+            raise
+        if notify and not isinstance(problem, CorpusError):
+            reason = problem.reason if isinstance(problem, IndexStaleError) else problem
+            notify(f"{reason}: building it now")
+        try:
+            return load_build(update_index(settings, progress).folder)
+        except (IndexBuildError, IndexStaleError, CorpusError) as failure:
+            previous = _intact_previous(settings)
+            if previous is None:
+                raise failure from None
+            if notify:
+                notify(
+                    f"warning: {failure}; answering from the previous index "
+                    f"(built {previous.manifest.get('built_at', 'earlier')})"
+                )
+            return previous
 
 
-class IndexBuildError(IndexError_):
-    """The index cannot be written (a read-only folder, a full disk, a path that is a file)."""
+def _intact_previous(settings: Settings) -> Index | None:
+    """The index in use, if it loads, whatever the corpus now holds."""
+    try:
+        folder = current_build(settings.index_dir)
+        return load_build(folder) if folder is not None else None
+    except (IndexError_, OSError):
+        return None
 
 
 class NothingToIndexError(IndexStaleError):
@@ -92,15 +125,6 @@ class IndexReport:
     def count(self, status: str) -> int:
         """How many files have this status."""
         return sum(1 for record in self.documents if record.status == status)
-
-
-@dataclass
-class _Vectors:
-    """The chunks of one document with their passage and sentence vectors."""
-
-    chunks: list[Chunk]
-    passages: np.ndarray
-    sentences: list[np.ndarray]
 
 
 def chunk_corpus(documents: list[Document], settings: Settings) -> list[Chunk]:
@@ -134,70 +158,7 @@ def build_lock(index_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def passage_embedder(encoder: Path) -> Any:
-    """The embedder of an index build: one onnxruntime thread per call, so that `embed_all`
-    can run a call on every core at once."""
-    from docqa import embedding
-
-    return embedding.OnnxEmbedder(
-        encoder, batch_size=ENCODER_BATCH, intra_op_num_threads=1, spinning=False
-    )
-
-
-def embed_all(embedder: Any, texts: list[str], progress: Progress | None, stage: str) -> np.ndarray:
-    """Embed texts in batches of similar length (longest first), `EMBED_THREADS` batches at
-    once, telling `progress` after each batch: sorting the whole list means no batch pads
-    short texts to a long one."""
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
-    batches = [order[start : start + EMBED_BATCH] for start in range(0, len(order), EMBED_BATCH)]
-    vectors = np.zeros((len(texts), embedder.dimension), np.float32)
-    done = 0
-    # onnxruntime runs a session from several threads at once and releases the GIL meanwhile.
-    with ThreadPoolExecutor(EMBED_THREADS) as pool:
-        embedded = pool.map(lambda rows: embedder.embed([texts[i] for i in rows]), batches)
-        for rows, batch_vectors in zip(batches, embedded, strict=True):
-            vectors[rows] = batch_vectors
-            done += len(rows)
-            if progress:
-                progress(stage, done, len(texts))
-    return vectors
-
-
-def passage_vectors(
-    embedder: Any, chunks: list[Chunk], sentence_vectors: np.ndarray, progress: Progress | None
-) -> np.ndarray:
-    """A passage's vector: the sum of its sentences' vectors and its section title's,
-    normalised, instead of embedding the passage text again.
-
-    Passages only propose candidates; answers rank by their best sentence. Built this way,
-    `docqa eval` gave the same figures on the three sets (brief hit@1 0.951, answer accuracy
-    0.878; squad2 hit@1 0.832, hit@5 0.966, contains gold 0.692; quac hit@1 0.667) as with
-    embedded passages (0.951, 0.878; 0.831, 0.964, 0.692; 0.667), and passages were the
-    longer half of the texts an index build embeds.
-    """
-    titles = sorted({chunk.section.title() for chunk in chunks if chunk.section})
-    title_vectors = dict(zip(titles, embed_all(embedder, titles, None, "titles"), strict=True))
-    passages = np.zeros((len(chunks), embedder.dimension), np.float32)
-    cursor = 0
-    for row, chunk in enumerate(chunks):
-        count = len(chunk.sentences)
-        vector = sentence_vectors[cursor : cursor + count].sum(axis=0)
-        if chunk.section:
-            vector = vector + title_vectors[chunk.section.title()]
-        passages[row] = vector / max(float(np.linalg.norm(vector)), 1e-12)
-        cursor += count
-    return passages
-
-
-def _write_lexical(folder: Path, chunks: list[Chunk]) -> None:
-    import bm25s
-
-    retriever = bm25s.BM25()
-    retriever.index(tokenize([f"{c.section} {c.text}" for c in chunks]), show_progress=False)
-    retriever.save(str(folder))
-
-
-def _reusable(settings: Settings, force: bool) -> tuple[dict[str, Any], dict[str, _Vectors]]:
+def _reusable(settings: Settings, force: bool) -> tuple[dict[str, Any], dict[str, DocumentVectors]]:
     """The manifest and per-document vectors of the build in use, when they can be kept."""
     if force:
         return {}, {}
@@ -218,10 +179,10 @@ def _reusable(settings: Settings, force: bool) -> tuple[dict[str, Any], dict[str
         passages = index.dense.reconstruct_n(0, index.dense.ntotal)
     except (IndexError_, RuntimeError):  # damaged or unreadable: build from scratch
         return {}, {}
-    kept: dict[str, _Vectors] = {}
+    kept: dict[str, DocumentVectors] = {}
     starts = index.sentence_starts
     for row, chunk in enumerate(index.chunks):
-        entry = kept.setdefault(chunk.document, _Vectors([], np.zeros(0), []))
+        entry = kept.setdefault(chunk.document, DocumentVectors([], np.zeros(0), []))
         entry.chunks.append(chunk)
         entry.sentences.append(index.sentence_vectors[starts[row] : starts[row + 1]])
     rows = {chunk.id: row for row, chunk in enumerate(index.chunks)}
@@ -233,9 +194,9 @@ def _reusable(settings: Settings, force: bool) -> tuple[dict[str, Any], dict[str
 def _read_changed(
     settings: Settings,
     manifest: dict[str, Any],
-    kept: dict[str, _Vectors],
+    kept: dict[str, DocumentVectors],
     progress: Progress | None,
-) -> tuple[list[DocumentRecord], dict[str, str], dict[str, _Vectors], list[list[Chunk]]]:
+) -> tuple[list[DocumentRecord], dict[str, str], dict[str, DocumentVectors], list[list[Chunk]]]:
     """Records and hashes of every file; vectors kept for unchanged ones; the rest read and
     cut into chunks at once, so that no more than one document's text is held at a time.
 
@@ -296,126 +257,13 @@ def _unchanged(
     return kept_verdict(old, settings.max_file_bytes, settings.max_document_chars)
 
 
-def _embed_documents(
-    chunked: list[list[Chunk]], encoder: Path, progress: Progress | None
-) -> dict[str, _Vectors]:
-    """Embed the chunks of newly read documents (sentences, then passages from them)."""
-    chunks = [chunk for document in chunked for chunk in document]
-    if not chunks:
-        return {}
-    embedder = passage_embedder(encoder)
-    texts = [c.text[s:e] for c in chunks for s, e in c.sentences]
-    if progress:  # at once: the first batches wait for the encoder to load
-        progress("embedding sentences", 0, len(texts))
-    sentence_vectors = embed_all(embedder, texts, progress, "embedding sentences")
-    passages = passage_vectors(embedder, chunks, sentence_vectors, progress)
-    result: dict[str, _Vectors] = {}
-    cursor = 0
-    for chunk in chunks:
-        entry = result.setdefault(chunk.document, _Vectors([], np.zeros(0), []))
-        entry.chunks.append(chunk)
-        entry.sentences.append(sentence_vectors[cursor : cursor + len(chunk.sentences)])
-        cursor += len(chunk.sentences)
-        entry.passages = np.zeros(0)  # set below, once per document
-    rows = {id(c): row for row, c in enumerate(chunks)}
-    for entry in result.values():
-        entry.passages = passages[[rows[id(c)] for c in entry.chunks]]
-    return result
-
-
-def _with_counts(record: DocumentRecord, vectors: _Vectors | None) -> DocumentRecord:
+def _with_counts(record: DocumentRecord, vectors: DocumentVectors | None) -> DocumentRecord:
     if vectors is None:
         if record.status == "indexed":  # read, but cut into no chunk at all
             return replace(record, status="skipped", reason="no text in it")
         return record
     sections = len({c.section for c in vectors.chunks})
     return replace(record, chunks=len(vectors.chunks), sections=sections)
-
-
-def write_build(
-    settings: Settings,
-    folder: Path,
-    records: list[DocumentRecord],
-    corpus: dict[str, str],
-    vectors: dict[str, _Vectors],
-    query_encoder: Path,
-) -> dict[str, Any]:
-    """Write the chunks, vectors, lexical index, encoder and manifest into `folder`; a
-    write that fails (a full disk) raises IndexBuildError, and the caller removes `folder`."""
-    try:
-        return _write_parts(settings, folder, records, corpus, vectors, query_encoder)
-    except (OSError, RuntimeError) as error:  # faiss reports a failed write as RuntimeError
-        if isinstance(error, RuntimeError) and not disk_full(error) and "write" not in str(error):
-            raise  # not a write: a bug, not the disk
-        raise write_failure(error, folder.parent) from error
-
-
-def _write_parts(
-    settings: Settings,
-    folder: Path,
-    records: list[DocumentRecord],
-    corpus: dict[str, str],
-    vectors: dict[str, _Vectors],
-    query_encoder: Path,
-) -> dict[str, Any]:
-    import faiss
-
-    from docqa.encoders import install_encoder
-
-    ordered = [vectors[r.name] for r in records if r.name in vectors]
-    chunks = [c for v in ordered for c in v.chunks]
-    passages = np.concatenate([v.passages for v in ordered]).astype(np.float32)
-    sentences = [s for v in ordered for s in v.sentences]
-    starts = np.cumsum([0] + [len(s) for s in sentences]).astype(np.int64)
-    install_encoder(query_encoder, folder / "encoder")
-    faiss.write_index(make_dense_index(passages), str(folder / "dense.faiss"))
-    _save_rows(folder / "sentences.npy", sentences, int(passages.shape[1]))
-    np.save(folder / "sentence_starts.npy", starts)
-    _write_lexical(folder / "lexical", chunks)
-    with open(folder / "chunks.jsonl", "w", encoding="utf-8") as handle:
-        for chunk in chunks:
-            handle.write(json.dumps(chunk_record(chunk), ensure_ascii=False) + "\n")
-    kind = "flat" if len(chunks) <= HNSW_FROM else "hnsw"
-    manifest = manifest_for(settings, corpus, int(passages.shape[1]), kind)
-    manifest["chunks"] = len(chunks)
-    manifest["records"] = [asdict(record) for record in records]
-    (folder / "manifest.json").write_text(
-        json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8"
-    )
-    return manifest
-
-
-def _save_rows(path: Path, parts: list[np.ndarray], dimension: int) -> None:
-    """Save the parts' rows as one float32 .npy, part by part: never a second copy of all."""
-    shape = (sum(len(part) for part in parts), dimension)
-    with open(path, "wb") as handle:
-        header = {"descr": np.lib.format.dtype_to_descr(np.dtype("<f4")), "fortran_order": False}
-        np.lib.format.write_array_header_1_0(handle, {**header, "shape": shape})
-        for part in parts:
-            handle.write(np.ascontiguousarray(part, dtype="<f4").tobytes())
-
-
-def disk_full(error: BaseException) -> bool:
-    """Whether a failed write ran out of disk space (or of the user's quota)."""
-    if isinstance(error, OSError):
-        return error.errno in (errno.ENOSPC, errno.EDQUOT)
-    return any(words in str(error) for words in ("No space left on device", "quota exceeded"))
-
-
-def write_failure(error: OSError | RuntimeError, index_dir: Path) -> IndexBuildError:
-    """The one-line error for an index that could not be written."""
-    if disk_full(error):
-        words = (isinstance(error, OSError) and error.strerror) or "No space left on device"
-        return IndexBuildError(
-            f"the disk is full ({words}): the new index could not be written in {index_dir}; "
-            "the index in use is unchanged. Free space and run `docqa index` again"
-        )
-    if isinstance(error, OSError):
-        where = f" ({error.filename})" if error.filename else ""
-        return IndexBuildError(
-            f"cannot write the index in {index_dir}: {error.strerror or error}{where}"
-        )
-    return IndexBuildError(f"cannot write the index in {index_dir}: {error}")
 
 
 def nothing_indexed(records: list[DocumentRecord], corpus_dir: Path) -> str:
@@ -443,7 +291,7 @@ def update_index(
 def _update_locked(
     settings: Settings, progress: Progress | None, force: bool, started: float
 ) -> IndexReport:
-    from docqa.encoders import cached_encoders
+    from docqa.indexing.encoders import cached_encoders
 
     index_dir = settings.index_dir
     manifest, kept = _reusable(settings, force)
@@ -469,7 +317,7 @@ def _update_locked(
             settings.passage_precision,
             progress,
         )
-        vectors = {**reused, **_embed_documents(read, passage_encoder, progress)}
+        vectors = {**reused, **embed_documents(read, passage_encoder, progress)}
         records = [_with_counts(r, vectors.get(r.name)) for r in records]
         if not vectors:
             raise NothingToIndexError(nothing_indexed(records, settings.corpus_dir))
