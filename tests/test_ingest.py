@@ -95,7 +95,7 @@ def test_docx_heading_styles_make_the_sections(tmp_path: Path) -> None:
 
 def test_docx_table_rows_carry_their_headers_and_footers_are_left_out(tmp_path: Path) -> None:
     extracted = extract("handbook.docx", write_docx(tmp_path / "h.docx").read_bytes())[1]
-    assert blocks_of(extracted, "paragraph")[-1] == "Telescope: Dobsonian · Aperture: 200 mm"
+    assert blocks_of(extracted, "row")[-1] == "Telescope: Dobsonian · Aperture: 200 mm"
     assert "Confidential" not in extracted.text
 
 

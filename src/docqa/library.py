@@ -120,7 +120,7 @@ def check_type(name: str, accepted: Sequence[str] = ()) -> None:
 
 def check_content(name: str, data: bytes, max_chars: int | None = None) -> None:
     """Raises UploadError for a file that cannot be indexed: empty, binary data posing as
-    text, an encrypted, damaged or image-only PDF (its format's reader is run on it), or
+    text, an encrypted or damaged PDF (its format's reader is run on it: `docqa add`), or
     one whose text is over `max_chars` (TooLongError, the build would skip it).
 
     Plain text and Markdown are measured as decoded, before their reader runs: a text's

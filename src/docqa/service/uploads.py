@@ -2,8 +2,9 @@
 
 The schema and the reader say the same thing: a multipart/form-data body of one or more
 `files` parts, each a file (a part with a file name) of a type docqa reads, and no other
-field. What JSON Schema cannot say (a file's bytes must be readable as its type: not empty,
-not binary data named .txt, not an image-only PDF) is refused with 422 and a sentence.
+field. What JSON Schema cannot say is checked cheaply in the request (an empty file: 422; a
+text over the length limit: 413); a file its reader then refuses (binary data named .txt, a
+damaged PDF) is stored, answered 202 and listed as skipped or failed with its reason.
 """
 
 from __future__ import annotations
