@@ -14,11 +14,14 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
+import docqa.isolation
 import docqa.sources
+from bombs import pdf_of_pages
+from docqa.config import Settings
 from docqa.engine import Engine
 from docqa.library import document_id
-from docqa.pages import find_span, line_boxes, render_page, span_boxes
-from docqa.sources import SizedCache
+from docqa.pages import ViewerError, find_span, line_boxes, render_page, span_boxes
+from docqa.sources import SizedCache, SourceViewer
 from documents import FACTS, write_docx, write_pdf
 from fakes import tiny_settings, use_fake_embedder
 
@@ -127,13 +130,13 @@ def test_a_second_view_does_not_extract_again(
     client: TestClient, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[str] = []
-    extract = docqa.sources.extract
+    extract = docqa.sources.extract_bounded
 
-    def counted(name: str, data: bytes) -> Any:
+    def counted(name: str, data: bytes, settings: Settings) -> Any:
         calls.append(name)
-        return extract(name, data)
+        return extract(name, data, settings)
 
-    monkeypatch.setattr(docqa.sources, "extract", counted)
+    monkeypatch.setattr(docqa.sources, "extract_bounded", counted)
     text_of(client, NOTES_ID)
     text_of(client, NOTES_ID)
     assert calls == ["notes.txt"]
@@ -324,3 +327,16 @@ def test_a_value_over_the_bound_is_returned_not_kept() -> None:
     cache = SizedCache(100, len)
     assert cache.get_or_make("big", lambda: b"x" * 101) == b"x" * 101
     assert cache.size() == 0
+
+
+def test_a_first_view_reads_within_the_reading_limits(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Read in a child like the index build reads it: a file that takes too long is refused
+    # with the limit's reason, and the serving process never runs its reader.
+    monkeypatch.setattr(docqa.isolation, "READ_SECONDS_PER_MB", 0.0)
+    (tmp_path / "slow.pdf").write_bytes(pdf_of_pages(400, 40))  # ~10 s of layout analysis
+    viewer = SourceViewer(tmp_path, Settings(read_timeout_s=0.5))
+
+    with pytest.raises(ViewerError, match=r"slow.pdf cannot be shown: reading took over 0.5 s"):
+        viewer.text("slow.pdf")

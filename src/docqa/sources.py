@@ -15,9 +15,11 @@ from typing import Any, TypeVar
 
 from cachetools import LRUCache
 
+from docqa.config import Settings
 from docqa.indexing.chunking import INTRODUCTION
 from docqa.indexing.corpus import open_document
-from docqa.ingest import extract
+from docqa.ingest import Extracted, Format, extract
+from docqa.isolation import extract_bounded
 from docqa.library import DocumentNotFoundError, document_type
 from docqa.models import Block, DocqaError
 from docqa.pages import (
@@ -86,15 +88,24 @@ def page_spans(starts: tuple[int, ...], length: int) -> tuple[tuple[int, int], .
     return tuple(zip(starts, [*starts[1:], length][: len(starts)], strict=True))
 
 
-def read_text(path: Path, name: str) -> DocumentText:
+def read_document(name: str, data: bytes, settings: Settings | None) -> tuple[Format, Extracted]:
+    """The format's reader run on a file: with settings, within their reading limits in a
+    child process, as the index build reads it (a first view never holds the service's
+    memory or a thread past the limits); without, in this process."""
+    if settings is not None and settings.read_timeout_s:
+        return extract_bounded(name, data, settings)
+    # A scanned PDF is read by OCR through PDFium, which must not run beside a page render.
+    lock = PDFIUM_LOCK if document_type(name) == "pdf" else contextlib.nullcontext()
+    with lock:
+        return extract(name, data)
+
+
+def read_text(path: Path, name: str, settings: Settings | None = None) -> DocumentText:
     """Extract a corpus file's text as indexing does, with its spans."""
     with open_document(path) as handle:
         data = handle.read()
-    # A scanned PDF is read by OCR through PDFium, which must not run beside a page render.
-    lock = PDFIUM_LOCK if document_type(name) == "pdf" else contextlib.nullcontext()
     try:
-        with lock:
-            found, extracted = extract(name, data)
+        found, extracted = read_document(name, data, settings)
     except DocqaError as error:
         raise ViewerError(f"{name} cannot be shown: {error}") from error
     headings = tuple(Span(b.text, b.start, b.end) for b in extracted.blocks if b.kind == "heading")
@@ -144,6 +155,8 @@ class SourceViewer:
     """The documents of a corpus folder as a viewer shows them, with bounded caches."""
 
     corpus_dir: Path
+    settings: Settings | None = None
+    """The reading limits a document's text is extracted within (None: read in process)."""
     texts: SizedCache = field(
         default_factory=lambda: SizedCache(TEXT_CACHE_CHARS, lambda d: len(d.text))
     )
@@ -162,7 +175,8 @@ class SourceViewer:
     def text(self, name: str) -> DocumentText:
         """The document's extracted text with its spans (cached)."""
         key = self.stamp(name)
-        return self.texts.get_or_make(key, lambda: read_text(self.corpus_dir / name, name))
+        path = self.corpus_dir / name
+        return self.texts.get_or_make(key, lambda: read_text(path, name, self.settings))
 
     def pdf_bytes(self, name: str) -> bytes:
         """The bytes of a PDF of the library; ViewerError for another format."""

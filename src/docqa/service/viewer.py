@@ -98,7 +98,7 @@ def add_viewer_routes(
     """GET /documents/{id}/text, /documents/{id}/pages/{n} and .../pages/{n}/boxes."""
     ServiceDep = Annotated[Service, Depends(get_service)]
     PageNumber = Annotated[int, Path(ge=1, le=MAX_PAGE, description="1-based page number.")]
-    viewer = SourceViewer(settings.corpus_dir)
+    viewer = SourceViewer(settings.corpus_dir, settings)  # read within the limits
     app.state.viewer = viewer
 
     def find(service: Service, doc_id: str) -> str:
