@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+import docqa.isolation
+from bombs import pdf_of_pages
 from docqa.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -150,6 +152,22 @@ def test_ask_over_a_missing_corpus_fails_without_creating_the_index_folder(
         f"docqa: error: corpus folder {corpus} does not exist: create it and add documents to it"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+def test_add_reads_a_file_within_the_reading_limits_and_copies_nothing_over_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(docqa.isolation, "READ_SECONDS_PER_MB", 0.0)
+    monkeypatch.setenv("DOCQA_READ_TIMEOUT_S", "0.5")
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    slow = tmp_path / "slow.pdf"
+    slow.write_bytes(pdf_of_pages(400, 40))  # ~10 s of layout analysis
+    argv = ["--corpus", str(corpus), "--index", str(tmp_path / "index"), "add", str(slow)]
+
+    assert run_main(argv) == 2
+    assert "slow.pdf cannot be indexed: reading took over 0.5 s" in stderr_lines(capsys)[-1]
+    assert list(corpus.iterdir()) == []
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["ask", "--help"], ["chat", "--help"]])

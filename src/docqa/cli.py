@@ -250,13 +250,18 @@ def cmd_index(options: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_add(options: argparse.Namespace, settings: Settings) -> int:
+    import functools
     from pathlib import Path
 
+    from docqa.isolation import extract_bounded
     from docqa.library import UploadError, add_files
 
     paths = [Path(f) for f in options.files]
+    bounded = functools.partial(extract_bounded, settings=settings)  # as the build reads it
     try:
-        added = add_files(settings.corpus_dir, paths, options.replace, settings.max_document_chars)
+        added = add_files(
+            settings.corpus_dir, paths, options.replace, settings.max_document_chars, bounded
+        )
     except UploadError as error:
         raise UsageError(str(error)) from error
     stored = [item.name for item in added if item.stored]

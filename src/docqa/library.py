@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from docqa.indexing.corpus import (
     CorpusError,
+    Extractor,
     content_hash,
     corpus_files,
     document_id,
@@ -118,7 +119,9 @@ def check_type(name: str, accepted: Sequence[str] = ()) -> None:
         )
 
 
-def check_content(name: str, data: bytes, max_chars: int | None = None) -> None:
+def check_content(
+    name: str, data: bytes, max_chars: int | None = None, extractor: Extractor = extract
+) -> None:
     """Raises UploadError for a file that cannot be indexed: empty, binary data posing as
     text, an encrypted or damaged PDF (its format's reader is run on it: `docqa add`), or
     one whose text is over `max_chars` (TooLongError, the build would skip it).
@@ -135,7 +138,7 @@ def check_content(name: str, data: bytes, max_chars: int | None = None) -> None:
         # A character takes at least one byte: only a file longer than the limit is decoded.
         if measured and max_chars is not None and len(data) > max_chars:
             check_length(name, len(decode(data)[0]), max_chars)
-        _, extracted = extract(name, data)
+        _, extracted = extractor(name, data)
     except (SkippedFileError, ExtractionError) as error:
         raise UploadError(f"{name} cannot be indexed: {error}") from error
     if max_chars is not None:
@@ -218,13 +221,18 @@ def library_names(corpus_dir: Path) -> list[str]:
 
 
 def add_files(
-    corpus_dir: Path, paths: list[Path], replace: bool = False, max_chars: int | None = None
+    corpus_dir: Path,
+    paths: list[Path],
+    replace: bool = False,
+    max_chars: int | None = None,
+    extractor: Extractor = extract,
 ) -> list[Added]:
     """Copy files into the corpus folder; where each one is there. Every file is checked
     (its text against `max_chars`) before any is copied, so a bad one leaves the corpus
     unchanged. A file whose bytes the library already holds is not copied (`Added.stored`
     is False); another file of a name already taken is kept beside it as "name (2).ext",
-    or replaces it with `replace`."""
+    or replaces it with `replace`. `extractor` runs each file's reader (`docqa add` passes
+    the bounded one of docqa.isolation)."""
     loaded = []
     for path in paths:
         try:
@@ -234,7 +242,7 @@ def add_files(
         name = safe_filename(path.name)
         check_type(name)
         if find_same_content(corpus_dir, data) is None:  # a copy was checked when it came
-            check_content(name, data, max_chars)
+            check_content(name, data, max_chars, extractor)
         loaded.append((name, data))
     return [add_document(corpus_dir, name, data, replace) for name, data in loaded]
 

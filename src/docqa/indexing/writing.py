@@ -3,8 +3,10 @@ manifest; a failed write (a full disk) is one clear error, and the caller remove
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -27,6 +29,18 @@ def _write_lexical(folder: Path, chunks: list[Chunk]) -> None:
     retriever.save(str(folder))
 
 
+@contextlib.contextmanager
+def failed_writes_reported(index_dir: Path) -> Iterator[None]:
+    """A write that fails in the block (a full disk) raises IndexBuildError; faiss reports
+    a failed write as a RuntimeError, any other RuntimeError is a bug and passes."""
+    try:
+        yield
+    except (OSError, RuntimeError) as error:
+        if isinstance(error, RuntimeError) and not disk_full(error) and "write" not in str(error):
+            raise
+        raise write_failure(error, index_dir) from error
+
+
 def write_build(
     settings: Settings,
     folder: Path,
@@ -37,22 +51,6 @@ def write_build(
 ) -> dict[str, Any]:
     """Write the chunks, vectors, lexical index, encoder and manifest into `folder`; a
     write that fails (a full disk) raises IndexBuildError, and the caller removes `folder`."""
-    try:
-        return _write_parts(settings, folder, records, corpus, vectors, query_encoder)
-    except (OSError, RuntimeError) as error:  # faiss reports a failed write as RuntimeError
-        if isinstance(error, RuntimeError) and not disk_full(error) and "write" not in str(error):
-            raise  # not a write: a bug, not the disk
-        raise write_failure(error, folder.parent) from error
-
-
-def _write_parts(
-    settings: Settings,
-    folder: Path,
-    records: list[DocumentRecord],
-    corpus: dict[str, str],
-    vectors: dict[str, DocumentVectors],
-    query_encoder: Path,
-) -> dict[str, Any]:
     import faiss
 
     from docqa.indexing.encoders import install_encoder
@@ -62,21 +60,22 @@ def _write_parts(
     passages = np.concatenate([v.passages for v in ordered]).astype(np.float32)
     sentences = [s for v in ordered for s in v.sentences]
     starts = np.cumsum([0] + [len(s) for s in sentences]).astype(np.int64)
-    install_encoder(query_encoder, folder / "encoder")
-    faiss.write_index(make_dense_index(passages), str(folder / "dense.faiss"))
-    _save_rows(folder / "sentences.npy", sentences, int(passages.shape[1]))
-    np.save(folder / "sentence_starts.npy", starts)
-    _write_lexical(folder / "lexical", chunks)
-    with open(folder / "chunks.jsonl", "w", encoding="utf-8") as handle:
-        for chunk in chunks:
-            handle.write(json.dumps(chunk_record(chunk), ensure_ascii=False) + "\n")
-    kind = "flat" if len(chunks) <= HNSW_FROM else "hnsw"
-    manifest = manifest_for(settings, corpus, int(passages.shape[1]), kind)
-    manifest["chunks"] = len(chunks)
-    manifest["records"] = [asdict(record) for record in records]
-    (folder / "manifest.json").write_text(
-        json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8"
-    )
+    with failed_writes_reported(folder.parent):
+        install_encoder(query_encoder, folder / "encoder")
+        faiss.write_index(make_dense_index(passages), str(folder / "dense.faiss"))
+        _save_rows(folder / "sentences.npy", sentences, int(passages.shape[1]))
+        np.save(folder / "sentence_starts.npy", starts)
+        _write_lexical(folder / "lexical", chunks)
+        with open(folder / "chunks.jsonl", "w", encoding="utf-8") as handle:
+            for chunk in chunks:
+                handle.write(json.dumps(chunk_record(chunk), ensure_ascii=False) + "\n")
+        kind = "flat" if len(chunks) <= HNSW_FROM else "hnsw"
+        manifest = manifest_for(settings, corpus, int(passages.shape[1]), kind)
+        manifest["chunks"] = len(chunks)
+        manifest["records"] = [asdict(record) for record in records]
+        (folder / "manifest.json").write_text(
+            json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8"
+        )
     return manifest
 
 
