@@ -130,19 +130,29 @@ def check_content(
     length is the one the build compares, a Markdown file's is that plus its markup. Other
     formats (HTML, whose markup is often most of the file, PDF, DOCX) are measured by the
     text their reader gives, as the build does."""
-    if not data.strip():
-        raise UploadError(f"{name} is empty: there is nothing in it to index")
+    check_before_reading(name, data, max_chars)
     try:
-        found = format_for(name)
-        measured = found is not None and found.name in ("text", "markdown")
-        # A character takes at least one byte: only a file longer than the limit is decoded.
-        if measured and max_chars is not None and len(data) > max_chars:
-            check_length(name, len(decode(data)[0]), max_chars)
         _, extracted = extractor(name, data)
     except (SkippedFileError, ExtractionError) as error:
         raise UploadError(f"{name} cannot be indexed: {error}") from error
     if max_chars is not None:
         check_length(name, len(extracted.text), max_chars)
+
+
+def check_before_reading(name: str, data: bytes, max_chars: int | None = None) -> None:
+    """Raises UploadError for a file found unfit without running its reader: empty, or a
+    plain text or Markdown file whose decoded text is over `max_chars` (TooLongError)."""
+    if not data.strip():
+        raise UploadError(f"{name} is empty: there is nothing in it to index")
+    found = format_for(name)
+    measured = found is not None and found.name in ("text", "markdown")
+    # A character takes at least one byte: only a file longer than the limit is decoded.
+    if measured and max_chars is not None and len(data) > max_chars:
+        try:
+            text, _ = decode(data)
+        except SkippedFileError as error:
+            raise UploadError(f"{name} cannot be indexed: {error}") from error
+        check_length(name, len(text), max_chars)
 
 
 def check_length(name: str, chars: int, max_chars: int) -> None:

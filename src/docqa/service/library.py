@@ -28,15 +28,13 @@ from docqa.engine import Engine
 from docqa.indexing.build import build_index, update_index
 from docqa.indexing.corpus import find_same_content
 from docqa.indexing.manifest import records_of
-from docqa.ingest import SkippedFileError
-from docqa.ingest.text import decode
 from docqa.isolation import Bounds, Stopper, run_bounded
 from docqa.library import (
     Added,
     DocumentNotFoundError,
     UploadError,
     add_document,
-    check_length,
+    check_before_reading,
     check_type,
     document_id,
     document_type,
@@ -60,20 +58,12 @@ def check_upload(name: str, data: bytes, settings: Settings) -> None:
     """Raises UploadError for an upload that is empty, over the file size limit, or a plain
     text or Markdown file whose text is over the length limit: checks that cost no reader
     run (the reader runs in the build, within the reading limits)."""
-    if not data or data.isspace():
-        raise UploadError(f"{name} is empty: there is nothing in it to index")
     if len(data) > settings.max_file_bytes:
         raise UploadError(
             f"{name}: {len(data) / 1e6:.1f} MB is over the size limit of "
             f"{settings.max_file_bytes / 1e6:.1f} MB (DOCQA_MAX_FILE_BYTES)"
         )
-    # A character takes at least one byte: only a file longer than the limit is decoded.
-    if document_type(name) in ("text", "markdown") and len(data) > settings.max_document_chars:
-        try:
-            text, _ = decode(data)
-        except SkippedFileError as error:
-            raise UploadError(f"{name} cannot be indexed: {error}") from error
-        check_length(name, len(text), settings.max_document_chars)
+    check_before_reading(name, data, settings.max_document_chars)
 
 
 NOT_INDEXED = (
