@@ -8,15 +8,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import bm25s
 import faiss
 import numpy as np
 import pytest
 
 from docqa.config import Settings
 from docqa.indexing.chunking import split_sentences
-from docqa.indexing.lexical import tokenize
-from docqa.indexing.store import Index
+from docqa.indexing.lexical import TermCounts
+from docqa.indexing.store import Index, Segment
 from docqa.models import Chunk
 
 _WORD = re.compile(r"\w+")
@@ -95,6 +94,12 @@ class TableEmbedder:
         return np.stack([self.table[text] for text in texts]).astype(np.float32)
 
 
+def segment_of(build: Path) -> Path:
+    """The folder of a build's only segment (a small corpus is one segment)."""
+    (segment,) = (build / "segments").iterdir()
+    return segment
+
+
 def make_index(
     passages: list[tuple[str, list[np.ndarray]]], chunk_vectors: list[np.ndarray]
 ) -> Index:
@@ -109,8 +114,8 @@ def make_index(
         assert len(chunk.sentences) == len(vectors), "one vector per sentence"
     dense = faiss.IndexFlatIP(4)
     dense.add(np.stack(chunk_vectors).astype(np.float32))
-    lexical = bm25s.BM25()
-    lexical.index(tokenize([c.text for c in chunks]), show_progress=False)
+    terms = TermCounts.of([c.text for c in chunks])
     sentence_vectors = np.stack([v for _, vectors in passages for v in vectors]).astype(np.float32)
     starts = np.cumsum([0] + [len(c.sentences) for c in chunks]).astype(np.int64)
-    return Index(chunks, dense, lexical, sentence_vectors, starts, {}, Path("."))
+    segment = Segment("segment", chunks, dense, terms, sentence_vectors, starts)
+    return Index([segment], {}, Path("."))

@@ -33,7 +33,7 @@ from docqa.engine import Engine
 from docqa.indexing.build import build_index
 from docqa.service import create_app
 from docqa.service.middleware import RateLimit
-from fakes import tiny_settings, use_fake_embedder
+from fakes import segment_of, tiny_settings, use_fake_embedder
 
 CORPUS = """BRIDGES
 
@@ -417,7 +417,7 @@ def test_staleness_is_rechecked_at_most_every_stale_check_s(
 def corrupt_index(settings: Settings) -> None:
     """Build the index, then overwrite its chunk file with garbage."""
     build = build_index(settings)
-    (build / "chunks.jsonl").write_bytes(b"\x00not json\n")
+    (segment_of(build) / "chunks.jsonl").write_bytes(b"\x00not json\n")
 
 
 def start(settings: Settings) -> tuple[TestClient, Any]:

@@ -37,6 +37,7 @@ from docqa.indexing.store import (
     current_build,
     load_build,
 )
+from fakes import segment_of
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 TESTS = Path(__file__).resolve().parent
@@ -126,8 +127,8 @@ def rebuilding(settings: Settings) -> Settings:
 def top_passage(index: Index, question: str = QUESTION) -> str:
     """The best chunk for a question by the index's dense vectors and its own encoder."""
     vector = HashedWords(index.path / "encoder").embed([question])
-    _, rows = index.dense.search(vector, 1)
-    return index.chunks[int(rows[0][0])].text
+    rows, _ = index.dense_search(vector[0], 1)
+    return index.chunks[rows[0]].text
 
 
 def leftovers(index_dir: Path) -> list[str]:
@@ -229,26 +230,30 @@ def damage_current(index_dir: Path, content: bytes) -> None:
 
 # name -> damage(build folder); each leaves an index that must not load as it is.
 DAMAGE: dict[str, Callable[[Path], object]] = {
-    "dense.faiss truncated": lambda b: truncate(b / "dense.faiss"),
-    "dense.faiss deleted": lambda b: (b / "dense.faiss").unlink(),
-    "chunks.jsonl not UTF-8": lambda b: scribble(b / "chunks.jsonl"),
-    "chunks.jsonl not JSON": lambda b: (b / "chunks.jsonl").write_text("not json\n"),
-    "chunks.jsonl records of another shape": lambda b: (b / "chunks.jsonl").write_text("[1]\n"),
-    "chunks.jsonl truncated": lambda b: truncate(b / "chunks.jsonl"),
-    "chunks.jsonl missing a chunk": lambda b: drop_first_line(b / "chunks.jsonl"),
-    "sentences.npy deleted": lambda b: (b / "sentences.npy").unlink(),
-    "sentences.npy truncated": lambda b: truncate(b / "sentences.npy"),
+    "dense.faiss truncated": lambda b: truncate(segment_of(b) / "dense.faiss"),
+    "dense.faiss deleted": lambda b: (segment_of(b) / "dense.faiss").unlink(),
+    "chunks.jsonl not UTF-8": lambda b: scribble(segment_of(b) / "chunks.jsonl"),
+    "chunks.jsonl not JSON": lambda b: (segment_of(b) / "chunks.jsonl").write_text("not json\n"),
+    "chunks.jsonl records of another shape": lambda b: (segment_of(b) / "chunks.jsonl").write_text(
+        "[1]\n"
+    ),
+    "chunks.jsonl truncated": lambda b: truncate(segment_of(b) / "chunks.jsonl"),
+    "chunks.jsonl missing a chunk": lambda b: drop_first_line(segment_of(b) / "chunks.jsonl"),
+    "sentences.npy deleted": lambda b: (segment_of(b) / "sentences.npy").unlink(),
+    "sentences.npy truncated": lambda b: truncate(segment_of(b) / "sentences.npy"),
     "sentences.npy flattened": lambda b: np.save(
-        b / "sentences.npy", np.load(b / "sentences.npy").ravel()
+        segment_of(b) / "sentences.npy", np.load(segment_of(b) / "sentences.npy").ravel()
     ),
     "sentence_starts.npy of another shape": lambda b: np.save(
-        b / "sentence_starts.npy", np.zeros((3, 2), dtype=np.int64)
+        segment_of(b) / "sentence_starts.npy", np.zeros((3, 2), dtype=np.int64)
     ),
-    "lexical folder deleted": lambda b: shutil.rmtree(b / "lexical"),
-    "lexical vocabulary of another shape": lambda b: (
-        b / "lexical" / "vocab.index.json"
-    ).write_text("[]"),
-    "lexical matrix truncated": lambda b: truncate(b / "lexical" / "data.csc.index.npy"),
+    "term counts deleted": lambda b: shutil.rmtree(segment_of(b) / "terms"),
+    "term list of another length": lambda b: (segment_of(b) / "terms" / "terms.json").write_text(
+        "[]"
+    ),
+    "term counts truncated": lambda b: truncate(segment_of(b) / "terms" / "counts.npz"),
+    "segment folder deleted": lambda b: shutil.rmtree(segment_of(b)),
+    "manifest without its segments": lambda b: edit_manifest(b, segments=None),
     "manifest not JSON": lambda b: (b / "manifest.json").write_text("{not json"),
     "manifest deleted": lambda b: (b / "manifest.json").unlink(),
     "manifest documents not a mapping": lambda b: edit_manifest(b, documents=["brief.txt"]),
@@ -342,7 +347,7 @@ def die_at(stage: str) -> None:
     hooks = {
         "after chunking": [(build, "chunk_corpus", after)],
         "after dense.faiss": [(faiss, "write_index", after)],
-        "after the lexical index": [(writing, "_write_lexical", after)],
+        "after a segment": [(writing, "write_segment", after)],
         "after the manifest": [(build, "write_build", after)],
         "before the CURRENT switch": [(build, "_point_to", before)],
         "inside the CURRENT switch": [(os, "replace", before_current_replaced)],
@@ -352,7 +357,7 @@ def die_at(stage: str) -> None:
             for module, name in (
                 (build, "chunk_corpus"),
                 (vectors, "embed_all"),
-                (writing, "_write_lexical"),
+                (writing, "write_segment"),
                 (build, "_point_to"),
             )
         ]
@@ -390,7 +395,7 @@ def finish(process: subprocess.Popen[str]) -> tuple[int, str]:
 KILLED_BEFORE_SWITCH = [
     "after chunking",
     "after dense.faiss",
-    "after the lexical index",
+    "after a segment",
     "after the manifest",
     "before the CURRENT switch",
     "inside the CURRENT switch",

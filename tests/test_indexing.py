@@ -46,8 +46,7 @@ def statuses(report: IndexReport) -> dict[str, tuple[str, str]]:
 
 def vectors_by_chunk(folder: Path) -> dict[str, np.ndarray]:
     index = load_build(folder)
-    vectors = index.dense.reconstruct_n(0, index.dense.ntotal)
-    return {c.id: vectors[row] for row, c in enumerate(index.chunks)}
+    return {c.id: index.passage_vector(row) for row, c in enumerate(index.chunks)}
 
 
 # ---------------------------------------------------------------- the report

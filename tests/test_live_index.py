@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 from docqa.engine import Engine
 from docqa.indexing.build import build_index
 from docqa.service import create_app
-from fakes import tiny_settings, use_fake_embedder
+from fakes import segment_of, tiny_settings, use_fake_embedder
 
 LIGHTHOUSE = "The Fastnet lighthouse on a rock off the south coast of Ireland opened in 1904.\n"
 VOLCANO = "The volcano Hekla in the south of Iceland last erupted in the year 2000.\n"
@@ -60,7 +60,7 @@ def test_a_damaged_new_build_keeps_the_old_index_answering(
     old = client.get("/health").json()["index_version"]
     (settings.corpus_dir / "volcanoes.txt").write_text(VOLCANO, encoding="utf-8")
     new = build_index(settings)
-    (new / "chunks.jsonl").write_text("not json\n", encoding="utf-8")
+    (segment_of(new) / "chunks.jsonl").write_text("not json\n", encoding="utf-8")
 
     for _ in range(20):  # give the switch thread time to try, and fail, to load it
         assert client.post("/chat", json={"message": "When did Fastnet open?"}).status_code == 200

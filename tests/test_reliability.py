@@ -26,6 +26,7 @@ import pytest
 
 from docqa.indexing.build import build_lock
 from docqa.indexing.store import current_build
+from fakes import segment_of
 from test_server import (
     ROOT,
     Server,
@@ -130,19 +131,14 @@ def started_server(log_path: Path, **env: str) -> Iterator[Server]:
         yield server
 
 
-def copy_index(destination: Path, files: tuple[str, ...] | None = None) -> Path:
-    """Copy the repository's current index build (all files, or only `files`), under the
-    build lock so that a concurrent `docqa index` cannot hand over half a build."""
+def copy_index(destination: Path) -> Path:
+    """Copy the repository's current index build, under the build lock so that a concurrent
+    `docqa index` cannot hand over half a build."""
     with build_lock(ROOT / "index"):
         build = current_build(ROOT / "index")
         assert build is not None, "the repository's index/ has no build: run `docqa index`"
         target = destination / build.name
-        if files is None:
-            shutil.copytree(build, target)
-        else:
-            target.mkdir(parents=True)
-            for name in files:
-                shutil.copy2(build / name, target / name)
+        shutil.copytree(build, target)
     (destination / "CURRENT").write_text(build.name + "\n")
     return target
 
@@ -338,8 +334,8 @@ def test_missing_or_damaged_index_at_start_up_is_503_and_the_server_stays_up(
     index = tmp_path / "index"
     index.mkdir()
     if fault == "damaged":
-        build = copy_index(index, files=("manifest.json", "chunks.jsonl"))
-        (build / "dense.faiss").write_bytes(b"not a faiss index")
+        build = copy_index(index)
+        (segment_of(build) / "dense.faiss").write_bytes(b"not a faiss index")
     env = {"DOCQA_INDEX_DIR": str(index), "DOCQA_AUTO_REBUILD": "false"}
     with started_server(tmp_path / "server.log", **env) as server:
         health = httpx.get(f"{server.url}/health", timeout=5)

@@ -171,13 +171,13 @@ def unknown_share(index: Index, weights: dict[str, float]) -> float:
     total = sum(weights.values())
     if total <= 0:
         return 1.0
-    vocabulary = index.lexical.vocab_dict
+    vocabulary = index.lexical.vocabulary
     return sum(w for t, w in weights.items() if t not in vocabulary) / total
 
 
 def names_unknown_thing(index: Index, question: str) -> bool:
     """Whether the question names something (or a number) that no chunk mentions."""
-    vocabulary = index.lexical.vocab_dict
+    vocabulary = index.lexical.vocabulary
     for name in _NAME.findall(question):
         terms = tokenize([name])[0]
         if terms and not any(t in vocabulary for t in terms):

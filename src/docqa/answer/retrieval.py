@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
@@ -76,23 +75,9 @@ def dense_ranking(
     index: Index, vector: np.ndarray, n: int, only: np.ndarray | None = None
 ) -> Ranking:
     """The n chunks closest to the query vector by cosine similarity (among the rows `only`,
-    when given: FAISS skips the others inside the search, so n are still found)."""
-    if only is None:
-        scores, rows = index.dense.search(vector.reshape(1, -1), min(n, index.dense.ntotal))
-    else:
-        import faiss as faiss_module
-
-        faiss: Any = faiss_module  # its type stubs lack the search parameter classes
-        selector = faiss.IDSelectorBatch(only)  # referenced until the search ends
-        params = (
-            faiss.SearchParametersHNSW(sel=selector, efSearch=index.dense.hnsw.efSearch)
-            if isinstance(index.dense, faiss.IndexHNSW)
-            else faiss.SearchParameters(sel=selector)
-        )
-        count = max(1, min(n, len(only)))
-        scores, rows = index.dense.search(vector.reshape(1, -1), count, params=params)
-    keep = rows[0] >= 0
-    return Ranking(rows[0][keep].tolist(), scores[0][keep].tolist())
+    when given)."""
+    rows, scores = index.dense_search(vector, n, only)
+    return Ranking(rows, scores)
 
 
 def lexical_ranking(
@@ -116,7 +101,7 @@ def lexical_ranking(
 
 def term_weights(index: Index, tokens: list[str]) -> dict[str, float]:
     """IDF of each query term over the chunks; a term the corpus never uses weighs most."""
-    vocabulary = index.lexical.vocab_dict
+    vocabulary = index.lexical.vocabulary
     frequencies = index.document_frequencies
     total = len(index.chunks)
     weights = {}
@@ -153,16 +138,14 @@ def score_sentences(
 
 def sentence_similarities(index: Index, rows: list[int], vector: np.ndarray) -> list[list[float]]:
     """Cosine similarity of the query to every sentence of the given chunks, in one product."""
-    starts = index.sentence_starts
-    bounds = [(int(starts[row]), int(starts[row + 1])) for row in rows]
-    if not bounds:
+    if not rows:
         return []
-    positions = np.concatenate([np.arange(first, last) for first, last in bounds])
-    flat = (index.sentence_vectors[positions] @ vector).tolist()
+    matrices = [index.sentence_vectors_of(row) for row in rows]
+    flat = (np.concatenate(matrices) @ vector).tolist()
     result, at = [], 0
-    for first, last in bounds:
-        result.append(flat[at : at + last - first])
-        at += last - first
+    for matrix in matrices:
+        result.append(flat[at : at + len(matrix)])
+        at += len(matrix)
     return result
 
 
@@ -244,7 +227,7 @@ def rerank(
             index.chunks[row],
             rank,
             round(scored[row][0], 4),
-            dense_scores.get(row, float(index.dense.reconstruct(row) @ vector)),
+            dense_scores.get(row, float(index.passage_vector(row) @ vector)),
             lexical_scores.get(row, 0.0),
         )
         for rank, row in enumerate(order, start=1)

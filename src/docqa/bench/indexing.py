@@ -87,7 +87,6 @@ def write_note(path: Path, seed: int = 1) -> Path:
 
 def legacy_embed_all(embedder: Any, texts: list[str], progress: Any, stage: str) -> Any:
     """Embedding as the build before did it: calls of 256 texts in document order."""
-    import numpy as np
 
     parts = [
         embedder.embed(texts[i : i + LEGACY_BATCH]) for i in range(0, len(texts), LEGACY_BATCH)
@@ -182,11 +181,10 @@ def embedding_alone(corpus_dir: str, encoder: str, sample: int) -> dict[str, flo
 
 
 def _sentences_in(index: Path) -> int:
-    from docqa.indexing.store import current_build
+    from docqa.indexing.store import current_build, sentence_count
 
     folder = current_build(index)
-    starts = np.load(folder / "sentence_starts.npy") if folder else np.zeros(1)
-    return int(starts[-1])
+    return sentence_count(folder) if folder else 0
 
 
 def measure_book(

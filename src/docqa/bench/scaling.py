@@ -7,8 +7,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from docqa.bench.cold_start import cold_ask
 from docqa.bench.corpora import write_scaled_corpus
 from docqa.bench.plan import BenchmarkError, Notify, Plan
@@ -30,16 +28,15 @@ def folder_mb(folder: Path, skip: str = "encoder") -> float:
 
 def index_facts(index_dir: Path) -> dict[str, Any]:
     """Chunks, sentences, dense index kind and size on disk of the current build."""
-    from docqa.indexing.store import current_build, read_manifest
+    from docqa.indexing.store import current_build, read_manifest, sentence_count
 
     folder = current_build(index_dir)
     if folder is None:
         raise BenchmarkError(f"no index was built in {index_dir}")
     manifest = read_manifest(folder)
-    starts = np.load(folder / "sentence_starts.npy")
     return {
         "chunks": manifest["chunks"],
-        "sentences": int(starts[-1]),
+        "sentences": sentence_count(folder),
         "dense_index": manifest.get("dense_index"),
         "index_mb": folder_mb(folder),
         "encoder_mb": folder_mb(folder / "encoder", skip="\0")

@@ -18,8 +18,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from docqa.config import Settings
 from docqa.indexing.chunking import chunk_document, window_chunks
 from docqa.indexing.corpus import (
@@ -39,6 +37,7 @@ from docqa.indexing.manifest import (
     compare_corpus,
     records_of,
 )
+from docqa.indexing.segments import indexed_documents, plan_segments, segments_intact
 from docqa.indexing.store import (
     Index,
     IndexBuildError,
@@ -82,8 +81,10 @@ def open_index(settings: Settings, notify: Notify | None = None, progress: Any =
         if notify and not isinstance(problem, CorpusError):
             reason = problem.reason if isinstance(problem, IndexStaleError) else problem
             notify(f"{reason}: building it now")
+        # A damaged build is rebuilt whole: its segments are not to be kept.
+        force = isinstance(problem, IndexCorruptError)
         try:
-            return load_build(update_index(settings, progress).folder)
+            return load_build(update_index(settings, progress, force).folder)
         except (IndexBuildError, IndexStaleError, CorpusError) as failure:
             previous = _intact_previous(settings)
             if previous is None:
@@ -158,14 +159,15 @@ def build_lock(index_dir: Path) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _reusable(settings: Settings, force: bool) -> tuple[dict[str, Any], dict[str, DocumentVectors]]:
-    """The manifest and per-document vectors of the build in use, when they can be kept."""
+def _reusable(settings: Settings, force: bool) -> tuple[dict[str, Any], Path | None]:
+    """The manifest and folder of the build in use, when its segments can be kept: same
+    format, model, chunker and precision, and every segment's files as they were written."""
     if force:
-        return {}, {}
+        return {}, None
     try:
         folder = current_build(settings.index_dir)
         if folder is None:
-            return {}, {}
+            return {}, None
         manifest = read_manifest(folder)
         same = (
             manifest.get("format_version") == FORMAT_VERSION
@@ -173,32 +175,19 @@ def _reusable(settings: Settings, force: bool) -> tuple[dict[str, Any], dict[str
             and manifest.get("chunker") == chunker_description(settings)
             and manifest.get("passage_precision", "fp32") == settings.passage_precision
         )
-        if not same:
-            return {}, {}
-        index = load_build(folder)
-        passages = index.dense.reconstruct_n(0, index.dense.ntotal)
-    except (IndexError_, RuntimeError):  # damaged or unreadable: build from scratch
-        return {}, {}
-    kept: dict[str, DocumentVectors] = {}
-    starts = index.sentence_starts
-    for row, chunk in enumerate(index.chunks):
-        entry = kept.setdefault(chunk.document, DocumentVectors([], np.zeros(0), []))
-        entry.chunks.append(chunk)
-        entry.sentences.append(index.sentence_vectors[starts[row] : starts[row + 1]])
-    rows = {chunk.id: row for row, chunk in enumerate(index.chunks)}
-    for entry in kept.values():
-        entry.passages = passages[[rows[c.id] for c in entry.chunks]]
-    return manifest, kept
+        if not same or not segments_intact(folder, manifest):
+            return {}, None
+    except IndexError_:  # damaged or unreadable: build from scratch
+        return {}, None
+    return manifest, folder
 
 
 def _read_changed(
-    settings: Settings,
-    manifest: dict[str, Any],
-    kept: dict[str, DocumentVectors],
-    progress: Progress | None,
-) -> tuple[list[DocumentRecord], dict[str, str], dict[str, DocumentVectors], list[list[Chunk]]]:
-    """Records and hashes of every file; vectors kept for unchanged ones; the rest read and
-    cut into chunks at once, so that no more than one document's text is held at a time.
+    settings: Settings, manifest: dict[str, Any], progress: Progress | None
+) -> tuple[list[DocumentRecord], dict[str, str], set[str], list[list[Chunk]]]:
+    """Records and hashes of every file; the names of unchanged indexed ones (their vectors
+    are kept); the rest read and cut into chunks at once, so that no more than one
+    document's text is held at a time.
 
     A file of the size and modification time recorded is unchanged without being read; one
     whose time moved is hashed, and unchanged if its hash is the recorded one. An unchanged
@@ -207,7 +196,8 @@ def _read_changed(
     """
     previous = {r.name: r for r in records_of(manifest)}
     hashes = manifest.get("documents", {})
-    records, corpus, reused, read = [], {}, {}, []
+    indexed = indexed_documents(manifest) if manifest else set()
+    records, corpus, reused, read = [], {}, set(), []
     files = list_corpus(settings.corpus_dir)
     if progress:  # at once: the first file may take a while to read
         progress("reading", 0, len(files))
@@ -220,14 +210,14 @@ def _read_changed(
         digest = (hashes.get(file.name) if same_stamp else None) or file_hash(file)
         if digest is None:
             continue  # removed while we were listing
-        unchanged = _unchanged(old, file.name in kept, settings)
+        unchanged = _unchanged(old, file.name in indexed, settings)
         if unchanged is not None and stamp is not None and hashes.get(file.name) == digest:
             if not same_stamp:  # touched, or recorded by an earlier docqa: record its time
                 unchanged = replace(unchanged, size=stamp[0], modified_ns=settled(stamp[1]))
             records.append(unchanged)
             corpus[file.name] = digest
             if unchanged.status == "indexed":
-                reused[file.name] = kept[file.name]
+                reused.add(file.name)
             continue
         try:
             document, record = read_file(
@@ -294,8 +284,7 @@ def _update_locked(
     from docqa.indexing.encoders import cached_encoders
 
     index_dir = settings.index_dir
-    manifest, kept = _reusable(settings, force)
-    folder = current_build(index_dir) if manifest else None
+    manifest, folder = _reusable(settings, force)
     if folder is not None and not force:
         precision_same = manifest.get("encoder_precision") == settings.encoder_precision
         if precision_same and not compare_corpus(manifest, settings):
@@ -309,7 +298,7 @@ def _update_locked(
     temporary = index_dir / f".tmp-{os.getpid()}-{time.time_ns()}"
     temporary.mkdir()
     try:
-        records, corpus, reused, read = _read_changed(settings, manifest, kept, progress)
+        records, corpus, reused, read = _read_changed(settings, manifest, progress)
         passage_encoder, query_encoder = cached_encoders(
             settings.model,
             settings.encoder_precision,
@@ -317,13 +306,18 @@ def _update_locked(
             settings.passage_precision,
             progress,
         )
-        vectors = {**reused, **embed_documents(read, passage_encoder, progress)}
-        records = [_with_counts(r, vectors.get(r.name)) for r in records]
-        if not vectors:
+        new = embed_documents(read, passage_encoder, progress)
+        records = [r if r.name in reused else _with_counts(r, new.get(r.name)) for r in records]
+        if not new and not reused:
             raise NothingToIndexError(nothing_indexed(records, settings.corpus_dir))
         if progress:
             progress("writing", 0, 1)
-        write_build(settings, temporary, records, corpus, vectors, query_encoder)
+        order = [r.name for r in records]
+        plan = plan_segments(folder, manifest, reused, new, order)
+        dimension = next((v.passages.shape[1] for v in new.values()), manifest.get("dimension"))
+        written = write_build(
+            settings, temporary, records, corpus, plan, query_encoder, int(dimension or 0)
+        )
         if progress:
             progress("writing", 1, 1)
     except BaseException:
@@ -333,9 +327,8 @@ def _update_locked(
     os.rename(temporary, final)
     _point_to(index_dir, final.name)
     _remove_old_builds(index_dir, keep=final.name)
-    chunks = sum(len(v.chunks) for v in vectors.values())
     seconds = time.perf_counter() - started
-    return IndexReport(final, tuple(records), chunks, seconds, len(read), True)
+    return IndexReport(final, tuple(records), written["chunks"], seconds, len(read), True)
 
 
 def build_index(settings: Settings, progress: Progress | None = None, force: bool = True) -> Path:

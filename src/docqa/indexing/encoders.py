@@ -155,15 +155,16 @@ def _remove_other_keys(keep: Path) -> None:
             shutil.rmtree(other, ignore_errors=True)
 
 
+def link_or_copy(source: str, target: str) -> None:
+    """A hard link to the file where the file system allows one, else a copy."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
 def install_encoder(source: Path, target: Path) -> None:
     """Put the query encoder into a build folder: hard links where possible (no copy)."""
-
-    def link_or_copy(src: str, dst: str) -> None:
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-
     if source.is_dir():
         shutil.copytree(source, target, copy_function=link_or_copy)
     else:

@@ -4,8 +4,14 @@ stopwords; the same for passages at build time and for questions at run time."""
 from __future__ import annotations
 
 import functools
+import json
 import re
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 _TOKEN = re.compile(r"\w+")
 
@@ -67,3 +73,129 @@ def _stem(tokens: list[str]) -> list[str]:
         return stems
     stemmed = iter(_stemmer().stemWords(words))
     return [next(stemmed) if len(t) <= LONGEST_WORD else t for t in tokens]
+
+
+BM25_K1 = 1.5
+BM25_B = 0.75
+"""BM25's term-frequency saturation and length normalisation (Lucene's defaults, and
+bm25s's, which docqa used before its index was cut into segments)."""
+
+
+@dataclass
+class TermCounts:
+    """How often each term occurs in each chunk of one index segment (chunks x terms).
+
+    Counts, not BM25 scores, are stored: IDF and the average chunk length belong to the whole
+    index, so segments written at different times are scored with the statistics of all."""
+
+    terms: list[str]
+    counts: Any  # scipy.sparse.csr_matrix, int32, one row per chunk
+
+    @classmethod
+    def of(cls, texts: list[str]) -> TermCounts:
+        """The term counts of each text, tokenised as BM25 sees it."""
+        from scipy import sparse
+
+        columns: dict[str, int] = {}
+        indptr, indices, data = [0], list[int](), list[int]()
+        for tokens in tokenize(texts):
+            counted = Counter(columns.setdefault(t, len(columns)) for t in tokens)
+            indices.extend(counted)
+            data.extend(counted.values())
+            indptr.append(len(indices))
+        shape = (len(texts), len(columns))
+        counts = sparse.csr_matrix((np.array(data, np.int32), indices, indptr), shape=shape)
+        return cls(list(columns), counts)
+
+    def rows(self, rows: list[int] | np.ndarray) -> TermCounts:
+        """The counts of the given chunks only, over the terms they use."""
+        counts = self.counts[np.asarray(rows, dtype=np.int64)]
+        used = np.unique(counts.indices)
+        columns = np.zeros(len(self.terms), dtype=np.int64)
+        columns[used] = np.arange(len(used))
+        part = TermCounts([self.terms[i] for i in used.tolist()], counts)
+        return TermCounts(part.terms, _recolumn(part, columns))
+
+    @classmethod
+    def join(cls, parts: list[TermCounts]) -> TermCounts:
+        """The counts of several parts' chunks, one after another, over one vocabulary."""
+        columns: dict[str, int] = {}
+        remapped = [
+            _recolumn(part, [columns.setdefault(t, len(columns)) for t in part.terms])
+            for part in parts
+        ]
+        return cls(list(columns), _stack(remapped, len(columns)))
+
+    def save(self, folder: Path) -> None:
+        from scipy import sparse
+
+        folder.mkdir(parents=True, exist_ok=True)
+        sparse.save_npz(folder / "counts.npz", self.counts, compressed=False)
+        (folder / "terms.json").write_text(json.dumps(self.terms), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> TermCounts:
+        from scipy import sparse
+
+        counts = sparse.load_npz(folder / "counts.npz").tocsr()
+        terms = json.loads((folder / "terms.json").read_text(encoding="utf-8"))
+        if not isinstance(terms, list) or counts.shape[1] != len(terms):
+            raise ValueError("the term list does not match the counts")
+        return cls(terms, counts)
+
+
+def _recolumn(part: TermCounts, columns: list[int] | np.ndarray) -> Any:
+    from scipy import sparse
+
+    counts = part.counts
+    indices = np.asarray(columns, dtype=np.int64)[counts.indices]
+    shape = (counts.shape[0], len(part.terms))
+    return sparse.csr_matrix((counts.data, indices, counts.indptr), shape=shape)
+
+
+def _stack(parts: list[Any], width: int) -> Any:
+    from scipy import sparse
+
+    if not parts:
+        return sparse.csr_matrix((0, width), dtype=np.int32)
+    resized = [sparse.csr_matrix(p, shape=(p.shape[0], width)) for p in parts]
+    return sparse.vstack(resized, format="csr", dtype=np.int32)
+
+
+class Bm25:
+    """BM25 (Lucene's variant) over the chunks of every segment, with one vocabulary, one
+    IDF and one average chunk length for all: the same scores as one index over all chunks."""
+
+    def __init__(self, parts: list[TermCounts]) -> None:
+        joined = TermCounts.join(parts)
+        counts = joined.counts
+        self.vocabulary = {term: column for column, term in enumerate(joined.terms)}
+        self.chunk_count = counts.shape[0]
+        lengths = np.asarray(counts.sum(axis=1), dtype=np.float64).ravel()
+        average = float(lengths.mean()) if len(lengths) else 1.0
+        by_term = counts.tocsc()
+        by_term.sort_indices()
+        self.document_frequencies = np.diff(by_term.indptr)
+        tf = by_term.data.astype(np.float64)
+        norm = BM25_K1 * (1 - BM25_B + BM25_B * lengths[by_term.indices] / max(average, 1e-9))
+        idf = np.log(
+            1
+            + (self.chunk_count - self.document_frequencies + 0.5)
+            / (self.document_frequencies + 0.5)
+        )
+        weights = tf / (tf + norm) * np.repeat(idf, self.document_frequencies)
+        self._indptr = by_term.indptr
+        self._indices = by_term.indices
+        self._weights = weights.astype(np.float32)
+
+    def get_scores(self, tokens: list[str]) -> np.ndarray:
+        """The BM25 score of every chunk for the query tokens (a repeated token counts again;
+        tokens no chunk uses add nothing)."""
+        scores = np.zeros(self.chunk_count, dtype=np.float32)
+        for token in tokens:
+            column = self.vocabulary.get(token)
+            if column is None:
+                continue
+            start, end = self._indptr[column], self._indptr[column + 1]
+            scores[self._indices[start:end]] += self._weights[start:end]
+        return scores

@@ -11,9 +11,10 @@ from docqa.indexing.chunking import ChunkSettings
 from docqa.indexing.corpus import Stamp, hash_corpus, judge_again, skipped_for_limit
 from docqa.models import DocumentRecord
 
-FORMAT_VERSION = 4
+FORMAT_VERSION = 5
 """3: chunks carry their page; the manifest carries the per-file report (`records`).
-4: passage vectors are made from their sentences' vectors (vectors.passage_vectors)."""
+4: passage vectors are made from their sentences' vectors (vectors.passage_vectors).
+5: the index is cut into segments, with BM25 term counts instead of bm25s's scores."""
 
 
 def chunk_settings(settings: Settings) -> ChunkSettings:

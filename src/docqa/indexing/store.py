@@ -4,8 +4,11 @@ and checked; the errors of an index.
 Layout of the index folder:
 
     index/CURRENT            name of the build folder in use (replaced atomically)
-    index/build-<stamp>/     manifest.json, chunks.jsonl, dense.faiss, sentences.npy,
-                             lexical/ (bm25s), encoder/ (ONNX query encoder)
+    index/build-<stamp>/     manifest.json, encoder/ (ONNX query encoder), segments/
+    index/build-<stamp>/segments/<name>/
+                             chunks.jsonl, dense.faiss, sentences.npy, sentence_starts.npy,
+                             terms/ (BM25 term counts); a segment is written once and
+                             hard-linked into later builds while its documents stay
     index/.tmp-*/            a build in progress; never read, removed by the next build
     index/.lock              held while a build runs, so two builds never interleave
     index/encoders/          the ONNX encoders of the model, made once (encoders.py)
@@ -13,7 +16,9 @@ Layout of the index folder:
 
 from __future__ import annotations
 
+import bisect
 import json
+import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from docqa.config import Settings
-from docqa.indexing.lexical import tokenize
+from docqa.indexing.lexical import Bm25, TermCounts, tokenize
 from docqa.indexing.manifest import compare_corpus
 from docqa.models import Chunk, DocqaError
 
@@ -64,35 +69,92 @@ class IndexCorruptError(IndexError_):
 
 
 @dataclass
-class Index:
-    """Everything retrieval needs, loaded in memory."""
+class Segment:
+    """A part of the index written by one build and kept by later ones while its documents
+    stay: its chunks, their passage vectors (FAISS), term counts and sentence vectors."""
 
+    name: str
     chunks: list[Chunk]
     dense: Any  # faiss.Index over normalised chunk vectors (inner product = cosine)
-    lexical: Any  # bm25s.BM25 over the chunks' stemmed tokens
+    terms: TermCounts
     sentence_vectors: np.ndarray
     sentence_starts: np.ndarray  # chunk i owns rows sentence_starts[i]:sentence_starts[i + 1]
+
+    def documents(self) -> list[str]:
+        """The documents of the segment, in index order."""
+        return list(dict.fromkeys(chunk.document for chunk in self.chunks))
+
+
+@dataclass
+class Index:
+    """Everything retrieval needs, loaded in memory: the segments of a build, searched as
+    one (row numbers run across segments, in order)."""
+
+    segments: list[Segment]
     manifest: dict[str, Any]
     path: Path
+    chunks: list[Chunk] = field(init=False, repr=False)
+    lexical: Bm25 = field(init=False, repr=False)
+    """BM25 over every segment's chunks with corpus-wide statistics."""
+    starts: list[int] = field(init=False, repr=False)
+    """The first row of each segment, and the row count at the end."""
     row_of: dict[str, int] = field(init=False, repr=False)
-    document_frequencies: np.ndarray = field(init=False, repr=False)
-    """How many chunks hold each BM25 term (by the term's column in the BM25 vocabulary)."""
     _sentence_terms: dict[int, list[frozenset[str]]] = field(init=False, repr=False)
     document_rows: dict[str, list[int]] = field(init=False, repr=False)
     """The chunk rows of each document, in index order."""
 
     def __post_init__(self) -> None:
+        self.chunks = [chunk for segment in self.segments for chunk in segment.chunks]
+        self.starts = [0, *np.cumsum([len(s.chunks) for s in self.segments]).tolist()]
+        self.lexical = Bm25([segment.terms for segment in self.segments])
         self.row_of = {chunk.id: row for row, chunk in enumerate(self.chunks)}
         self.document_rows = {}
         for row, chunk in enumerate(self.chunks):
             self.document_rows.setdefault(chunk.document, []).append(row)
-        self.document_frequencies = np.diff(self.lexical.scores["indptr"])
         self._sentence_terms = {}
+
+    @property
+    def document_frequencies(self) -> np.ndarray:
+        """How many chunks hold each BM25 term (by the term's column in its vocabulary)."""
+        return self.lexical.document_frequencies
 
     def rows_of(self, documents: frozenset[str]) -> np.ndarray:
         """The chunk rows of the named documents, sorted (for restricting a search)."""
         rows = [row for name in documents for row in self.document_rows.get(name, ())]
         return np.array(sorted(rows), dtype=np.int64)
+
+    def locate(self, row: int) -> tuple[Segment, int]:
+        """The segment holding a row, and the row's place in it."""
+        at = bisect.bisect_right(self.starts, row) - 1
+        return self.segments[at], row - self.starts[at]
+
+    def passage_vector(self, row: int) -> np.ndarray:
+        """The passage vector of a chunk."""
+        segment, local = self.locate(row)
+        return np.asarray(segment.dense.reconstruct(local))
+
+    def sentence_vectors_of(self, row: int) -> np.ndarray:
+        """The vectors of a chunk's sentences, in order."""
+        segment, local = self.locate(row)
+        starts = segment.sentence_starts
+        return segment.sentence_vectors[starts[local] : starts[local + 1]]
+
+    def dense_search(
+        self, vector: np.ndarray, n: int, only: np.ndarray | None = None
+    ) -> tuple[list[int], list[float]]:
+        """The rows of the n chunks closest to the vector, best first, with their cosine
+        (among the rows `only`, when given): each segment's n best, merged."""
+        found: list[tuple[float, int]] = []
+        for segment, first, end in zip(self.segments, self.starts, self.starts[1:], strict=False):
+            local = None
+            if only is not None:
+                local = only[(only >= first) & (only < end)] - first
+                if not len(local):
+                    continue
+            scores, rows = search_vectors(segment.dense, vector, n, local)
+            found += [(score, row + first) for score, row in zip(scores, rows, strict=True)]
+        found.sort(key=lambda pair: (-pair[0], pair[1]))
+        return [row for _, row in found[:n]], [score for score, _ in found[:n]]
 
     def sentence_terms(self, row: int) -> list[frozenset[str]]:
         """The BM25 terms of each sentence of a chunk and of its section title (tokenised
@@ -105,6 +167,29 @@ class Index:
             terms = [frozenset(title.union(t)) for t in sentences]
             self._sentence_terms[row] = terms
         return terms
+
+
+def search_vectors(
+    dense: Any, vector: np.ndarray, n: int, only: np.ndarray | None = None
+) -> tuple[list[float], list[int]]:
+    """The n rows of one FAISS index closest to the vector (among the rows `only`, when
+    given: FAISS skips the others inside the search, so n are still found)."""
+    if only is None:
+        scores, rows = dense.search(vector.reshape(1, -1), min(n, dense.ntotal))
+    else:
+        import faiss as faiss_module
+
+        faiss: Any = faiss_module  # its type stubs lack the search parameter classes
+        selector = faiss.IDSelectorBatch(only)  # referenced until the search ends
+        params = (
+            faiss.SearchParametersHNSW(sel=selector, efSearch=dense.hnsw.efSearch)
+            if isinstance(dense, faiss.IndexHNSW)
+            else faiss.SearchParameters(sel=selector)
+        )
+        count = max(1, min(n, len(only)))
+        scores, rows = dense.search(vector.reshape(1, -1), count, params=params)
+    keep = rows[0] >= 0
+    return scores[0][keep].tolist(), rows[0][keep].tolist()
 
 
 def embedding_text(chunk: Chunk) -> str:
@@ -204,20 +289,81 @@ def check_index(settings: Settings) -> Path:
     return folder
 
 
-def load_build(folder: Path) -> Index:
-    """Load a build folder into memory; raises IndexCorruptError on damaged files."""
-    import bm25s
+SEGMENT_FILES = (
+    "chunks.jsonl",
+    "dense.faiss",
+    "sentences.npy",
+    "sentence_starts.npy",
+    "terms/counts.npz",
+    "terms/terms.json",
+)
+"""The files of a segment folder (index/build-*/segments/<name>/)."""
+
+
+def segment_stamps(folder: Path) -> dict[str, list[int]]:
+    """Size and modification time of each file of a segment folder, recorded in the
+    manifest: a later build keeps the segment (linked, not read) only while they match."""
+    stamps = {}
+    for name in SEGMENT_FILES:
+        status = (folder / name).stat()
+        stamps[name] = [status.st_size, status.st_mtime_ns]
+    return stamps
+
+
+def segment_entries(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """The manifest's list of segments (name, chunk count, documents, file stamps)."""
+    entries = manifest.get("segments")
+    if not isinstance(entries, list) or not all(
+        isinstance(e, dict) and isinstance(e.get("name"), str) for e in entries
+    ):
+        raise IndexCorruptError("the manifest does not list the index's segments")
+    return entries
+
+
+def sentence_count(folder: Path) -> int:
+    """How many sentence vectors a build folder holds (read from its segments' offsets)."""
+    entries = segment_entries(read_manifest(folder))
+    paths = [folder / "segments" / entry["name"] / "sentence_starts.npy" for entry in entries]
+    return sum(int(np.load(path, mmap_mode="r")[-1]) for path in paths)
+
+
+def load_build(folder: Path, previous: Index | None = None) -> Index:
+    """Load a build folder into memory; raises IndexCorruptError on damaged files. Segments
+    `previous` (the index answering now) holds already are taken from it, not read again."""
+    manifest = read_manifest(folder)
+    loaded = {segment.name: segment for segment in previous.segments} if previous else {}
+    segments = []
+    for entry in segment_entries(manifest):
+        name = entry["name"]
+        segment = loaded.get(name) or load_segment(folder / "segments" / name, name)
+        if len(segment.chunks) != entry.get("chunks"):
+            raise IndexCorruptError(
+                f"the index in {folder} is damaged: segment {name} has "
+                f"{len(segment.chunks)} chunks, its manifest says {entry.get('chunks')}"
+            )
+        if segment.dense.d != manifest.get("dimension"):
+            raise IndexCorruptError(
+                f"the index in {folder} is damaged: its vectors do not match its chunks"
+            )
+        segments.append(segment)
+    if sum(len(s.chunks) for s in segments) != manifest.get("chunks"):
+        raise IndexCorruptError(
+            f"the index in {folder} is damaged: its parts disagree on the chunk count"
+        )
+    return Index(segments, manifest, folder)
+
+
+def load_segment(folder: Path, name: str) -> Segment:
+    """Load one segment folder; raises IndexCorruptError on damaged files."""
     import faiss
 
-    manifest = read_manifest(folder)
     try:
         with open(folder / "chunks.jsonl", encoding="utf-8") as handle:
             chunks = [_chunk_from(json.loads(line)) for line in handle]
         dense = faiss.read_index(str(folder / "dense.faiss"))
-        lexical = bm25s.BM25.load(str(folder / "lexical"))
+        terms = TermCounts.load(folder / "terms")
         sentence_vectors = np.load(folder / "sentences.npy")
         starts = np.load(folder / "sentence_starts.npy")
-    # bm25s raises AttributeError on a parameter file of the wrong shape.
     except (
         OSError,
         ValueError,
@@ -226,25 +372,26 @@ def load_build(folder: Path) -> Index:
         AttributeError,
         RuntimeError,
         EOFError,
+        zipfile.BadZipFile,  # the term counts' .npz
     ) as error:
-        raise IndexCorruptError(f"the index in {folder} is damaged ({error})") from error
+        raise IndexCorruptError(
+            f"the index in {folder.parent.parent} is damaged ({error})"
+        ) from error
+    where = folder.parent.parent
     if starts.ndim != 1 or starts.dtype.kind not in "iu" or sentence_vectors.ndim != 2:
         raise IndexCorruptError(
-            f"the index in {folder} is damaged: its sentence arrays have the wrong shape"
+            f"the index in {where} is damaged: its sentence arrays have the wrong shape"
         )
-    # A list, not a set: a damaged manifest may hold unhashable counts.
-    counts: list[Any] = [len(chunks), dense.ntotal, len(starts) - 1]
-    counts += [manifest.get("chunks"), lexical.scores.get("num_docs")]
+    counts = [len(chunks), dense.ntotal, len(starts) - 1, terms.counts.shape[0]]
     if any(count != counts[0] for count in counts):
         raise IndexCorruptError(
-            f"the index in {folder} is damaged: its parts disagree on the chunk count"
+            f"the index in {where} is damaged: its parts disagree on the chunk count"
         )
-    dimensions = [dense.d, sentence_vectors.shape[1]]
-    if starts[-1] != len(sentence_vectors) or dimensions != [manifest.get("dimension")] * 2:
+    if starts[-1] != len(sentence_vectors) or sentence_vectors.shape[1] != dense.d:
         raise IndexCorruptError(
-            f"the index in {folder} is damaged: its vectors do not match its chunks"
+            f"the index in {where} is damaged: its vectors do not match its chunks"
         )
-    return Index(chunks, dense, lexical, sentence_vectors, starts, manifest, folder)
+    return Segment(name, chunks, dense, terms, sentence_vectors, starts)
 
 
 class IndexBuildError(IndexError_):

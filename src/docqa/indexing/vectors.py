@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from docqa.indexing.lexical import TermCounts
 from docqa.models import Chunk
 
 Progress = Callable[[str, int, int], None]
@@ -39,6 +40,9 @@ class DocumentVectors:
     chunks: list[Chunk]
     passages: np.ndarray
     sentences: list[np.ndarray]
+    terms: TermCounts | None = None
+    """The chunks' BM25 term counts when known (kept from a segment), else counted when the
+    segment is written."""
 
 
 def passage_embedder(encoder: Path) -> Any:

@@ -1,32 +1,34 @@
-"""Writing a build folder: chunks, vectors, the lexical index, the query encoder and the
-manifest; a failed write (a full disk) is one clear error, and the caller removes the folder."""
+"""Writing a build folder: its segments (new ones written, kept ones hard-linked), the query
+encoder and the manifest; a failed write (a full disk) is one clear error, and the caller
+removes the folder."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import json
+import shutil
+import time
+import uuid
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from docqa.config import Settings
-from docqa.indexing.lexical import tokenize
+from docqa.indexing.lexical import TermCounts
 from docqa.indexing.manifest import manifest_for
-from docqa.indexing.store import HNSW_FROM, IndexBuildError, chunk_record, make_dense_index
+from docqa.indexing.store import (
+    HNSW_FROM,
+    IndexBuildError,
+    chunk_record,
+    make_dense_index,
+    segment_stamps,
+)
 from docqa.indexing.vectors import DocumentVectors
-from docqa.models import Chunk, DocumentRecord
-
-
-def _write_lexical(folder: Path, chunks: list[Chunk]) -> None:
-    import bm25s
-
-    retriever = bm25s.BM25()
-    retriever.index(tokenize([f"{c.section} {c.text}" for c in chunks]), show_progress=False)
-    retriever.save(str(folder))
+from docqa.models import DocumentRecord
 
 
 @contextlib.contextmanager
@@ -41,42 +43,81 @@ def failed_writes_reported(index_dir: Path) -> Iterator[None]:
         raise write_failure(error, index_dir) from error
 
 
+@dataclass
+class KeptSegment:
+    """A segment of the build in use that the new build keeps as it is (hard-linked)."""
+
+    folder: Path
+    entry: dict[str, Any]
+
+
+SegmentPlan = list[KeptSegment | list[DocumentVectors]]
+"""The segments of a new build: kept ones, and new ones to write from documents' vectors."""
+
+
 def write_build(
     settings: Settings,
     folder: Path,
     records: list[DocumentRecord],
     corpus: dict[str, str],
-    vectors: dict[str, DocumentVectors],
+    plan: SegmentPlan,
     query_encoder: Path,
+    dimension: int,
 ) -> dict[str, Any]:
-    """Write the chunks, vectors, lexical index, encoder and manifest into `folder`; a
-    write that fails (a full disk) raises IndexBuildError, and the caller removes `folder`."""
-    import faiss
+    """Write the segments, encoder and manifest into `folder`; a write that fails (a full
+    disk) raises IndexBuildError, and the caller removes `folder`."""
+    from docqa.indexing.encoders import install_encoder, link_or_copy
 
-    from docqa.indexing.encoders import install_encoder
-
-    ordered = [vectors[r.name] for r in records if r.name in vectors]
-    chunks = [c for v in ordered for c in v.chunks]
-    passages = np.concatenate([v.passages for v in ordered]).astype(np.float32)
-    sentences = [s for v in ordered for s in v.sentences]
-    starts = np.cumsum([0] + [len(s) for s in sentences]).astype(np.int64)
+    entries = []
     with failed_writes_reported(folder.parent):
         install_encoder(query_encoder, folder / "encoder")
-        faiss.write_index(make_dense_index(passages), str(folder / "dense.faiss"))
-        _save_rows(folder / "sentences.npy", sentences, int(passages.shape[1]))
-        np.save(folder / "sentence_starts.npy", starts)
-        _write_lexical(folder / "lexical", chunks)
-        with open(folder / "chunks.jsonl", "w", encoding="utf-8") as handle:
-            for chunk in chunks:
-                handle.write(json.dumps(chunk_record(chunk), ensure_ascii=False) + "\n")
-        kind = "flat" if len(chunks) <= HNSW_FROM else "hnsw"
-        manifest = manifest_for(settings, corpus, int(passages.shape[1]), kind)
-        manifest["chunks"] = len(chunks)
+        for part in plan:
+            if isinstance(part, KeptSegment):
+                target = folder / "segments" / part.entry["name"]
+                shutil.copytree(part.folder, target, copy_function=link_or_copy)
+                entries.append(part.entry)
+            else:
+                entries.append(write_segment(folder / "segments", part))
+        chunks = sum(int(entry["chunks"]) for entry in entries)
+        largest = max((int(entry["chunks"]) for entry in entries), default=0)
+        kind = "flat" if largest <= HNSW_FROM else "hnsw"
+        manifest = manifest_for(settings, corpus, dimension, kind)
+        manifest["chunks"] = chunks
+        manifest["segments"] = entries
         manifest["records"] = [asdict(record) for record in records]
         (folder / "manifest.json").write_text(
             json.dumps(manifest, indent=2, ensure_ascii=False), encoding="utf-8"
         )
     return manifest
+
+
+def write_segment(parent: Path, documents: list[DocumentVectors]) -> dict[str, Any]:
+    """Write a new segment of the documents' chunks and vectors; its manifest entry."""
+    import faiss
+
+    name = f"segment-{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    folder = parent / name
+    (folder / "terms").mkdir(parents=True)
+    chunks = [c for v in documents for c in v.chunks]
+    passages = np.concatenate([v.passages for v in documents]).astype(np.float32)
+    sentences = [s for v in documents for s in v.sentences]
+    starts = np.cumsum([0] + [len(s) for s in sentences]).astype(np.int64)
+    faiss.write_index(make_dense_index(passages), str(folder / "dense.faiss"))
+    _save_rows(folder / "sentences.npy", sentences, int(passages.shape[1]))
+    np.save(folder / "sentence_starts.npy", starts)
+    counted = [
+        v.terms or TermCounts.of([f"{c.section} {c.text}" for c in v.chunks]) for v in documents
+    ]
+    TermCounts.join(counted).save(folder / "terms")
+    with open(folder / "chunks.jsonl", "w", encoding="utf-8") as handle:
+        for chunk in chunks:
+            handle.write(json.dumps(chunk_record(chunk), ensure_ascii=False) + "\n")
+    return {
+        "name": name,
+        "chunks": len(chunks),
+        "documents": [v.chunks[0].document for v in documents],
+        "files": segment_stamps(folder),
+    }
 
 
 def _save_rows(path: Path, parts: list[np.ndarray], dimension: int) -> None:

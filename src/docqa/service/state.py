@@ -175,7 +175,8 @@ class Service:
         old = self.engine
         if folder is None or (old is not None and folder == old.index.path):
             return
-        index = load_build(folder)
+        # Segments the new build kept (a book beside the file just added) are not read again.
+        index = load_build(folder, old.index if old is not None else None)
         # The same model's query encoder is kept: loading another copy costs ~1 s.
         keys = ("model", "encoder_precision")
         same = old is not None and all(
