@@ -37,6 +37,7 @@ from docqa.indexing.store import (
     current_build,
     load_build,
 )
+from docqa.isolation import ChildFailedError
 from fakes import segment_of
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -280,6 +281,21 @@ def test_damaged_index_is_rebuilt_on_open(settings: Settings, damage: str) -> No
     assert index.path != damaged
     assert len(messages) == 1 and "building it now" in messages[0]
     assert "Vilnius" in top_passage(index)
+
+
+def test_a_build_whose_child_dies_leaves_the_previous_index_answering(
+    settings: Settings,
+) -> None:
+    previous = build_index(settings)
+    write_brief(settings.corpus_dir, "Madrid")
+
+    def builder(settings: Settings, force: bool) -> Path:
+        raise ChildFailedError("the build's process died (signal 9)")
+
+    messages: list[str] = []
+    index = open_index(rebuilding(settings), messages.append, builder=builder)
+    assert index.path == previous
+    assert "the build's process died" in messages[-1] and "previous index" in messages[-1]
 
 
 def test_index_command_without_force_rebuilds_a_damaged_current(settings: Settings) -> None:

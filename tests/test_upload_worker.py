@@ -240,6 +240,32 @@ def test_the_service_keeps_no_memory_of_an_index_build(tmp_path: Path) -> None:
     assert again <= 1.3 * built
 
 
+@pytest.mark.server
+def test_a_service_that_builds_its_index_at_start_up_keeps_none_of_its_memory(
+    tmp_path: Path,
+) -> None:
+    """A service started on a corpus without an index builds it before answering, in a child
+    process: it then holds no more than 1.3x what a service started on that index holds."""
+    (tmp_path / "corpus").mkdir()
+    shutil.copy(ROOT / "corpus" / "eu-nato-cooperation.txt", tmp_path / "corpus" / "brief.txt")
+    env = server_env(
+        DOCQA_CORPUS_DIR=str(tmp_path / "corpus"),
+        DOCQA_INDEX_DIR=str(tmp_path / "index"),
+        HF_HUB_OFFLINE="1",
+    )
+    with spawned_server(tmp_path / "server.log", **env) as server:
+        wait_until_ready(server)
+        built = settled_rss(server)
+    with spawned_server(tmp_path / "fresh.log", **env) as fresh:
+        wait_until_ready(fresh)
+        started = settled_rss(fresh)
+    print(
+        f"\nserver RSS: after building its index at start-up {built / 1e6:.1f} MB; "
+        f"a service started on that index {started / 1e6:.1f} MB"
+    )
+    assert built <= 1.3 * started
+
+
 def slow_upload(url: str, name: str, data: bytes) -> tuple[socket.socket, bytes]:
     """Start POST /documents on a raw socket, sending all but the body's last part; the
     socket and the part still to send."""

@@ -13,7 +13,7 @@ from docqa.answer.conversation import Turn, resolve_query
 from docqa.answer.reader import default_reader
 from docqa.answer.retrieval import Retrieval, search, weak_hits
 from docqa.config import Settings
-from docqa.indexing.build import open_index
+from docqa.indexing.build import Builder, open_index
 from docqa.indexing.embedding import Embedder
 from docqa.indexing.store import Index, Notify
 from docqa.library import document_id
@@ -37,10 +37,15 @@ class Engine:
 
     @classmethod
     def load(
-        cls, settings: Settings, notify: Notify | None = None, progress: Progress | None = None
+        cls,
+        settings: Settings,
+        notify: Notify | None = None,
+        progress: Progress | None = None,
+        builder: Builder | None = None,
     ) -> Engine:
-        """Open (building if needed) the index and load its ONNX query encoder."""
-        return cls.from_index(open_index(settings, notify, progress), settings)
+        """Open (building if needed, with `builder` when given) the index and load its ONNX
+        query encoder."""
+        return cls.from_index(open_index(settings, notify, progress, builder), settings)
 
     @classmethod
     def from_index(

@@ -13,7 +13,7 @@ import functools
 import os
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -52,12 +52,22 @@ from docqa.indexing.store import (
 )
 from docqa.indexing.vectors import DocumentVectors, Progress, embed_documents
 from docqa.indexing.writing import write_build, write_failure
-from docqa.isolation import extract_bounded
+from docqa.isolation import ChildFailedError, ChildLimitError, extract_bounded
 from docqa.models import Chunk, Document, DocumentRecord
 
+Builder = Callable[[Settings, bool], Path]
+"""Brings the index up to date (rebuilding all with the flag) and returns its build folder:
+by default update_index here; the service runs it in a child process."""
 
-def open_index(settings: Settings, notify: Notify | None = None, progress: Any = None) -> Index:
-    """Load the index, bringing it up to date first when it is missing, stale or damaged.
+
+def open_index(
+    settings: Settings,
+    notify: Notify | None = None,
+    progress: Any = None,
+    builder: Builder | None = None,
+) -> Index:
+    """Load the index, bringing it up to date first (with `builder`, when given) when it is
+    missing, stale or damaged.
 
     With `settings.auto_rebuild` off, a missing, stale or damaged index is refused with a
     message that says how to rebuild it. When the update cannot be made (an unreadable
@@ -84,8 +94,16 @@ def open_index(settings: Settings, notify: Notify | None = None, progress: Any =
         # A damaged build is rebuilt whole: its segments are not to be kept.
         force = isinstance(problem, IndexCorruptError)
         try:
+            if builder is not None:
+                return load_build(builder(settings, force))
             return load_build(update_index(settings, progress, force).folder)
-        except (IndexBuildError, IndexStaleError, CorpusError) as failure:
+        except (
+            IndexBuildError,
+            IndexStaleError,
+            CorpusError,
+            ChildFailedError,  # the builder's child process died or went over its limits
+            ChildLimitError,
+        ) as failure:
             previous = _intact_previous(settings)
             if previous is None:
                 raise failure from None

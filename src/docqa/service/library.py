@@ -212,7 +212,11 @@ class Library:
         """rebuild_index in a child process, which takes what the build loads with it."""
         if not library_names(settings.corpus_dir):
             return None
-        folder: Path = run_bounded(build_index, (settings, None, False), Bounds(), self.stopper)
+        return self.build_in_child(settings, False)
+
+    def build_in_child(self, settings: Settings, force: bool) -> Path:
+        """build_index (all again with `force`, else what changed) in a child process."""
+        folder: Path = run_bounded(build_index, (settings, None, force), Bounds(), self.stopper)
         return folder
 
     @property

@@ -199,8 +199,10 @@ class Service:
             return
         log.info("loading the index from %s", self.settings.index_dir)
         try:
+            # A build at start-up runs in a child too: the service keeps none of its memory.
+            builder = self.library.build_in_child if self.settings.build_in_child else None
             self.engine = Engine.load(
-                self.settings, notify=lambda message: log.warning("%s", message)
+                self.settings, notify=lambda message: log.warning("%s", message), builder=builder
             )
         except DocqaError as error:
             self.error = str(error)
