@@ -204,6 +204,13 @@ def index_upload(server: Server, name: str, data: bytes) -> None:
     assert record["status"] == "indexed", json.dumps(record)
 
 
+def started_rss(log: Path, env: dict[str, str]) -> int:
+    """The settled RSS of a service once it is ready (its index loaded, or built first)."""
+    with spawned_server(log, **env) as server:
+        wait_until_ready(server)
+        return settled_rss(server)
+
+
 @pytest.mark.server
 def test_the_service_keeps_no_memory_of_an_index_build(tmp_path: Path) -> None:
     """A service started on an empty library in a fresh index folder: the first upload's
@@ -227,9 +234,7 @@ def test_the_service_keeps_no_memory_of_an_index_build(tmp_path: Path) -> None:
         built = settled_rss(server)
         index_upload(server, "volcanoes.txt", note.encode())
         again = settled_rss(server)
-    with spawned_server(tmp_path / "fresh.log", **env) as fresh:
-        wait_until_ready(fresh)
-        started = settled_rss(fresh)
+    started = started_rss(tmp_path / "fresh.log", env)
 
     print(
         f"\nserver RSS: empty library {idle / 1e6:.1f} MB; after the first upload's build "
@@ -253,12 +258,8 @@ def test_a_service_that_builds_its_index_at_start_up_keeps_none_of_its_memory(
         DOCQA_INDEX_DIR=str(tmp_path / "index"),
         HF_HUB_OFFLINE="1",
     )
-    with spawned_server(tmp_path / "server.log", **env) as server:
-        wait_until_ready(server)
-        built = settled_rss(server)
-    with spawned_server(tmp_path / "fresh.log", **env) as fresh:
-        wait_until_ready(fresh)
-        started = settled_rss(fresh)
+    built = started_rss(tmp_path / "server.log", env)  # the index is built at start-up
+    started = started_rss(tmp_path / "fresh.log", env)
     print(
         f"\nserver RSS: after building its index at start-up {built / 1e6:.1f} MB; "
         f"a service started on that index {started / 1e6:.1f} MB"
