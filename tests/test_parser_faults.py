@@ -271,7 +271,7 @@ def test_an_extractor_that_fails_itself_fails_the_file_alone_and_it_is_read_agai
         "could not be read: reading failed on it (RuntimeError: child died); "
         "it is tried again by the next run"
     )
-    assert kept_verdict(record, 10**6, 10**6) is None  # not kept: read again next time
+    assert kept_verdict(record, Settings()) is None  # not kept: read again next time
 
 
 # ---------------------------------------------------------------- text length at upload

@@ -209,12 +209,14 @@ def extract_bounded(name: str, data: bytes, settings: Settings) -> tuple[Format,
     try:
         return run_bounded(extract_within, (name, data, settings.max_pages, bounds), bounds)
     except ChildLimitError as error:
-        setting = "DOCQA_READ_MEMORY_MB"
+        setting, limit = "DOCQA_READ_MEMORY_MB", "read_memory_mb"
+        value: float = settings.read_memory_mb
         if "took" in str(error):
             base, per_mb = settings.read_timeout_s, READ_SECONDS_PER_MB
             setting = f"DOCQA_READ_TIMEOUT_S: {base:g} s + {per_mb:g} s per MB"
+            limit, value = "read_timeout_s", base
         reading = "reading " + str(error).removeprefix("it ")
-        raise SkippedFileError(f"{reading} ({setting})") from error
+        raise SkippedFileError(f"{reading} ({setting})", limit, value) from error
     except ChildFailedError as error:
         raise SkippedFileError(f"its reader stopped: {error}") from error
 
@@ -236,14 +238,18 @@ def extract_within(
         pages = pdf_pages(data)
         if pages is not None and pages > max_pages:
             raise SkippedFileError(
-                f"its {pages:,} pages are over the limit of {max_pages:,} (DOCQA_MAX_PAGES)"
+                f"its {pages:,} pages are over the limit of {max_pages:,} (DOCQA_MAX_PAGES)",
+                "max_pages",
+                max_pages,
             )
     if kind == "docx" and bounds.memory_mb:
         unpacked = unpacked_bytes(data)
         if unpacked > bounds.memory_mb * MB:
             raise SkippedFileError(
                 f"it unpacks to {unpacked / MB:,.0f} MB, over the reading memory limit of "
-                f"{bounds.memory_mb:,} MB (DOCQA_READ_MEMORY_MB)"
+                f"{bounds.memory_mb:,} MB (DOCQA_READ_MEMORY_MB)",
+                "read_memory_mb",
+                bounds.memory_mb,
             )
     return extract(name, data)
 

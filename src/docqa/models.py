@@ -124,9 +124,10 @@ class DocumentRecord:
     chars: int = 0
     """Characters of extracted text (0 when the file was not extracted)."""
     limit: str = ""
-    """For a file skipped for its size: the setting it was over, `max_file_bytes` or
-    `max_document_chars`; a run with other limits judges it again."""
-    limit_value: int = 0
+    """For a file skipped for a limit: the setting it was over (`max_file_bytes`,
+    `max_document_chars`, `max_pages`, `read_timeout_s` or `read_memory_mb`); a run with
+    other limits judges it again."""
+    limit_value: float = 0
     """The value of that setting when the file was judged."""
     ocr_pages: int = 0
     """How many of its pages were read by OCR (scanned pages without a text layer)."""

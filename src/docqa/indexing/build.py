@@ -262,7 +262,7 @@ def _unchanged(
         return None
     if old.status == "indexed":
         return old if has_vectors else None
-    return kept_verdict(old, settings.max_file_bytes, settings.max_document_chars)
+    return kept_verdict(old, settings)
 
 
 def _with_counts(record: DocumentRecord, vectors: DocumentVectors | None) -> DocumentRecord:

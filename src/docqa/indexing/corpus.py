@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from io import BufferedReader
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from docqa.ingest import (
     Extracted,
@@ -20,6 +21,9 @@ from docqa.ingest import (
     reader_failure,
 )
 from docqa.models import DocqaError, Document, DocumentRecord
+
+if TYPE_CHECKING:
+    from docqa.config import Settings
 
 UNREADABLE = "unreadable"
 """Hash recorded for a file that cannot be read, so a later readable version counts as new."""
@@ -222,7 +226,9 @@ def read_file(
     try:
         found, extracted = extractor(file.name, data)
     except SkippedFileError as error:
-        return None, _with(record, reason=str(error))
+        return None, _with(
+            record, reason=str(error), limit=error.limit, limit_value=error.limit_value
+        )
     except ExtractionError as error:
         return None, _with(record, status="failed", reason=str(error))
     except MemoryError:
@@ -264,30 +270,51 @@ def _over_text_limit(record: DocumentRecord, max_chars: int) -> DocumentRecord:
     )
 
 
+READING_LIMITS = {
+    "max_pages": "DOCQA_MAX_PAGES",
+    "read_timeout_s": "DOCQA_READ_TIMEOUT_S",
+    "read_memory_mb": "DOCQA_READ_MEMORY_MB",
+}
+"""The limits of reading a file (in a child process: docqa.isolation), by setting; a file
+skipped for one is read again only when that setting is raised or turned off (0)."""
+
+
 def skipped_for_limit(record: DocumentRecord) -> bool:
-    """Whether a file was skipped for its size (bytes or characters of text); a record of an
-    earlier docqa, which did not name the limit, is known by its reason."""
+    """Whether a file was skipped for a limit (its size, its length of text, a reading
+    limit); a record of an earlier docqa, which did not name the limit, is known by its
+    reason."""
     return record.status == "skipped" and bool(record.limit or "(DOCQA_MAX_" in record.reason)
 
 
-def judge_again(record: DocumentRecord, max_bytes: int, max_chars: int) -> DocumentRecord | None:
-    """The verdict on an unchanged file skipped for its size, judged against these limits from
-    its recorded size and length of text, without reading it; None when it may fit them now
-    (it must be read: it is under them, or an earlier docqa's record does not say)."""
-    if record.size > max_bytes:
-        return _over_file_limit(record, max_bytes)
-    if record.limit == "max_document_chars" and record.chars > max_chars:
-        return _over_text_limit(record, max_chars)
+def raised_limit(record: DocumentRecord, settings: Settings) -> float | None:
+    """The value a reading limit a file was skipped for has now, when it was raised or turned
+    off since (the file must be read again); None otherwise."""
+    if record.limit not in READING_LIMITS:
+        return None
+    now: float = getattr(settings, record.limit)
+    return now if not now or now > record.limit_value else None
+
+
+def judge_again(record: DocumentRecord, settings: Settings) -> DocumentRecord | None:
+    """The verdict on an unchanged file skipped for a limit, judged against the settings'
+    limits from its record, without reading it; None when it may fit them now (it must be
+    read: it is under them, or an earlier docqa's record does not say)."""
+    if record.limit in READING_LIMITS:
+        return None if raised_limit(record, settings) is not None else record
+    if record.size > settings.max_file_bytes:
+        return _over_file_limit(record, settings.max_file_bytes)
+    if record.limit == "max_document_chars" and record.chars > settings.max_document_chars:
+        return _over_text_limit(record, settings.max_document_chars)
     return None
 
 
-def kept_verdict(old: DocumentRecord, max_bytes: int, max_chars: int) -> DocumentRecord | None:
+def kept_verdict(old: DocumentRecord, settings: Settings) -> DocumentRecord | None:
     """The record of a file whose content has not changed since `old` was made, when the file
-    need not be read again: a skip (one for its size judged again against these limits), or a
+    need not be read again: a skip (one for a limit judged again against the settings), or a
     failure of its reader; None for an indexed file (its vectors decide), a file that could
     not be read (tried again) or one that may fit the limits now."""
     if skipped_for_limit(old):
-        return judge_again(old, max_bytes, max_chars)
+        return judge_again(old, settings)
     if old.status == "skipped" or (old.status == "failed" and old.sha256):
         return old
     return None

@@ -8,7 +8,14 @@ from typing import Any
 
 from docqa.config import Settings
 from docqa.indexing.chunking import ChunkSettings
-from docqa.indexing.corpus import Stamp, hash_corpus, judge_again, skipped_for_limit
+from docqa.indexing.corpus import (
+    READING_LIMITS,
+    Stamp,
+    hash_corpus,
+    judge_again,
+    raised_limit,
+    skipped_for_limit,
+)
 from docqa.models import DocumentRecord
 
 FORMAT_VERSION = 5
@@ -88,17 +95,27 @@ def stale_reasons(
         elif built[name] != corpus[name]:
             reasons.append(f"{name} has changed")
         elif name in records and _fits_now(records[name], settings):
-            reasons.append(
-                f"{name} was skipped for its size and may fit the limits now "
-                f"(DOCQA_MAX_FILE_BYTES {settings.max_file_bytes:,}, "
-                f"DOCQA_MAX_DOCUMENT_CHARS {settings.max_document_chars:,})"
-            )
+            reasons.append(_fits_reason(records[name], settings))
     return reasons
 
 
 def _fits_now(record: DocumentRecord, settings: Settings) -> bool:
-    limits = settings.max_file_bytes, settings.max_document_chars
-    return skipped_for_limit(record) and judge_again(record, *limits) is None
+    return skipped_for_limit(record) and judge_again(record, settings) is None
+
+
+def _fits_reason(record: DocumentRecord, settings: Settings) -> str:
+    now = raised_limit(record, settings)
+    if now is not None:
+        setting = READING_LIMITS[record.limit]
+        return (
+            f"{record.name} was skipped for {setting} {record.limit_value:g}, now {now:g}: "
+            "it is read again"
+        )
+    return (
+        f"{record.name} was skipped for its size and may fit the limits now "
+        f"(DOCQA_MAX_FILE_BYTES {settings.max_file_bytes:,}, "
+        f"DOCQA_MAX_DOCUMENT_CHARS {settings.max_document_chars:,})"
+    )
 
 
 def records_of(manifest: dict[str, Any]) -> tuple[DocumentRecord, ...]:

@@ -10,7 +10,13 @@ from docqa.models import Block, DocqaError
 
 
 class SkippedFileError(DocqaError):
-    """A file that is not a document docqa reads (unsupported type, binary, empty)."""
+    """A file that is not a document docqa reads (unsupported type, binary, empty), or one
+    over a reading limit: then `limit` names the setting and `limit_value` its value."""
+
+    def __init__(self, message: str, limit: str = "", limit_value: float = 0) -> None:
+        super().__init__(message)
+        self.limit = limit
+        self.limit_value = limit_value
 
 
 class ExtractionError(DocqaError):
