@@ -99,7 +99,7 @@ def test_health_is_503_loading_until_the_engine_is_ready(
 ) -> None:
     release = threading.Event()
 
-    def slow_load(settings: Settings, notify: Any = None) -> Engine:
+    def slow_load(settings: Settings, notify: Any = None, builder: Any = None) -> Engine:
         release.wait(10)
         return engine
 
@@ -124,7 +124,7 @@ def test_health_is_503_loading_until_the_engine_is_ready(
 def test_failed_load_is_503_with_the_error_on_every_endpoint(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def failing_load(settings: Settings, notify: Any = None) -> Engine:
+    def failing_load(settings: Settings, notify: Any = None, builder: Any = None) -> Engine:
         raise IndexMissingError("no index in /nowhere yet (run `docqa index`)")
 
     monkeypatch.setattr(docqa.service.state.Engine, "load", failing_load)
