@@ -103,24 +103,83 @@ def test_a_file_removed_beside_a_long_one_leaves_its_segment_unread(
     assert {c.document for c in load_build(report.folder).chunks} == {"book.txt"}
 
 
-def test_a_file_removed_from_a_long_segment_is_dropped_and_the_others_keep_their_vectors(
+PARTS = {f"part{n}.txt": book(5).replace("Chapter", f"Part{n} chapter") for n in range(4)}
+"""Four files of five chunks, each naming its own part ("Part2"): one segment of 20."""
+
+
+def test_a_file_removed_from_a_long_segment_is_dropped_unread_and_the_others_kept(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     use_fake_embedder(monkeypatch)
     monkeypatch.setattr(segments, "SEGMENT_ROWS", LONG_ROWS)
-    files = {f"part{n}.txt": book(5).replace("Chapter", f"Part {n} chapter") for n in range(4)}
-    settings = tiny_settings(tmp_path, files)
+    settings = tiny_settings(tmp_path, PARTS)
     first = load_build(update_index(settings).folder)
-    assert len(first.segments) == 1  # 20 chunks of small files: one segment
+    assert len(first.segments) == 1
+    loaded = record_loads(monkeypatch)
     (settings.corpus_dir / "part2.txt").unlink()
     report = update_index(settings)
-    assert report.embedded_documents == 0
+    assert report.embedded_documents == 0 and loaded == []
+    (entry,) = read_manifest(report.folder)["segments"]
+    assert (entry["name"], entry["dropped"]) == (first.segments[0].name, ["part2.txt"])
     after = load_build(report.folder)
     assert {c.document for c in after.chunks} == {"part0.txt", "part1.txt", "part3.txt"}
     for row, chunk in enumerate(after.chunks):
         before = first.passage_vector(first.row_of[chunk.id])
         np.testing.assert_array_equal(after.passage_vector(row), before)
         assert after.sentence_terms(row) == first.sentence_terms(first.row_of[chunk.id])
+
+
+def test_an_index_with_a_dropped_file_searches_as_one_built_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_fake_embedder(monkeypatch)
+    monkeypatch.setattr(segments, "SEGMENT_ROWS", LONG_ROWS)
+    settings = tiny_settings(tmp_path / "dropped", PARTS)
+    update_index(settings)
+    (settings.corpus_dir / "part2.txt").unlink()
+    dropped = load_build(update_index(settings).folder)
+    rest = {name: text for name, text in PARTS.items() if name != "part2.txt"}
+    fresh = load_build(update_index(tiny_settings(tmp_path / "fresh", rest)).folder)
+    assert dropped.dropped == [frozenset({"part2.txt"})] and fresh.dropped == [frozenset()]
+    for question in (*QUESTIONS, "Part2 chapter harbour", "Part3 chapter granite"):
+        assert rankings(dropped, question) == rankings(fresh, question), question
+    only = dropped.rows_of(frozenset({"part3.txt"}))
+    rows, _ = dropped.dense_search(HashedBagOfWords().embed(["Part3 harbour"])[0], 20, only)
+    assert sorted(rows) == only.tolist()
+
+
+def test_dropping_over_a_quarter_of_a_segment_writes_it_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_fake_embedder(monkeypatch)
+    monkeypatch.setattr(segments, "SEGMENT_ROWS", LONG_ROWS)
+    settings = tiny_settings(tmp_path, PARTS)
+    first = update_index(settings).folder
+    (name,) = [e["name"] for e in read_manifest(first)["segments"]]
+    (settings.corpus_dir / "part2.txt").unlink()
+    update_index(settings)
+    (settings.corpus_dir / "part1.txt").unlink()  # 10 of 20 chunks dropped, 10 left: small
+    report = update_index(settings)
+    (entry,) = read_manifest(report.folder)["segments"]
+    assert entry["name"] != name and "dropped" not in entry
+    assert entry["documents"] == ["part0.txt", "part3.txt"]
+
+
+def test_a_changed_file_of_a_long_segment_is_found_only_as_it_is_now(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    use_fake_embedder(monkeypatch)
+    monkeypatch.setattr(segments, "SEGMENT_ROWS", LONG_ROWS)
+    settings = tiny_settings(tmp_path, PARTS)
+    update_index(settings)
+    (settings.corpus_dir / "part1.txt").write_text("Part1 was rewritten.", "utf-8")
+    index = load_build(update_index(settings).folder)
+    texts = [chunk.text for chunk in index.chunks if chunk.document == "part1.txt"]
+    assert texts == ["Part1 was rewritten."]
+    assert (
+        lexical_ranking(index, tokenize(["Part1"])[0], 10).rows
+        == index.rows_of(frozenset({"part1.txt"})).tolist()
+    )
 
 
 def test_a_kept_segment_whose_files_changed_is_not_kept_and_all_is_read_again(

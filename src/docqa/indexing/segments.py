@@ -1,14 +1,22 @@
 """Which segments a new build keeps and which it writes: a segment of at least
-SEGMENT_ROWS chunks whose documents all stay is kept as it is (hard-linked, never read);
-smaller segments are merged with what an update adds, so adding or removing a small file
-beside a book rewrites a few thousand chunks at most, never the book's."""
+SEGMENT_ROWS chunks is kept as it is (hard-linked, never read), its removed documents only
+named as dropped until they are over MAX_DROPPED_SHARE of it; smaller segments are merged
+with what an update adds. Adding or removing a small file beside a book, or among many
+files indexed together, rewrites a few thousand chunks at most."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from docqa.indexing.store import Segment, load_segment, segment_entries, segment_stamps
+from docqa.indexing.store import (
+    Segment,
+    dropped_documents,
+    live_chunk_count,
+    load_segment,
+    segment_entries,
+    segment_stamps,
+)
 from docqa.indexing.vectors import DocumentVectors
 from docqa.indexing.writing import KeptSegment, SegmentPlan
 
@@ -18,9 +26,20 @@ document this long (a book) gets a segment of its own. Rewriting 5,000 chunks (t
 counts kept) costs well under a second."""
 
 
+MAX_DROPPED_SHARE = 0.25
+"""Share of a kept segment's chunks that may belong to removed documents (left in its files,
+never found) before the segment is written again without them."""
+
+
+def live_documents(entry: dict[str, Any]) -> list[str]:
+    """The documents of a segment entry that the index still has."""
+    dropped = set(dropped_documents(entry))
+    return [name for name in entry.get("documents", []) if name not in dropped]
+
+
 def indexed_documents(manifest: dict[str, Any]) -> set[str]:
     """The documents the build's segments hold."""
-    return {name for entry in segment_entries(manifest) for name in entry.get("documents", [])}
+    return {name for entry in segment_entries(manifest) for name in live_documents(entry)}
 
 
 def segments_intact(folder: Path, manifest: dict[str, Any]) -> bool:
@@ -48,12 +67,15 @@ def plan_segments(
     plan: SegmentPlan = []
     pool: list[DocumentVectors] = []
     for entry in segment_entries(manifest) if folder is not None else []:
-        documents = entry.get("documents", [])
+        documents = live_documents(entry)
         kept = [name for name in documents if name in staying]
         source = folder / "segments" / entry["name"]  # type: ignore[operator]
-        if len(kept) == len(documents) and entry["chunks"] >= SEGMENT_ROWS:
-            plan.append(KeptSegment(source, entry))
-        elif kept:
+        if entry["chunks"] >= SEGMENT_ROWS:
+            marked = with_dropped(entry, [name for name in documents if name not in staying])
+            if marked is not None:
+                plan.append(KeptSegment(source, marked))
+                continue
+        if kept:
             vectors = segment_vectors(load_segment(source, entry["name"]), kept)
             big = sum(len(v.chunks) for v in vectors) >= SEGMENT_ROWS
             plan.append(vectors) if big else pool.extend(vectors)
@@ -64,6 +86,20 @@ def plan_segments(
     if pool:
         plan.append(pool)
     return plan
+
+
+def with_dropped(entry: dict[str, Any], gone: list[str]) -> dict[str, Any] | None:
+    """The entry of a big segment kept with `gone` documents dropped too, or None when it
+    must be written again: too much of it would be dropped, or it would be small."""
+    if not gone:
+        return entry
+    if "sizes" not in entry:
+        return None
+    marked = {**entry, "dropped": [*dropped_documents(entry), *gone]}
+    live = live_chunk_count(marked)
+    if live < SEGMENT_ROWS or live < (1 - MAX_DROPPED_SHARE) * entry["chunks"]:
+        return None
+    return marked
 
 
 def segment_vectors(segment: Segment, documents: list[str]) -> list[DocumentVectors]:

@@ -88,25 +88,40 @@ class Segment:
 @dataclass
 class Index:
     """Everything retrieval needs, loaded in memory: the segments of a build, searched as
-    one (row numbers run across segments, in order)."""
+    one. Rows run across segments in order, over their live chunks only: `dropped` names,
+    per segment, documents removed since it was written (left in its files, never found)."""
 
     segments: list[Segment]
     manifest: dict[str, Any]
     path: Path
+    dropped: list[frozenset[str]] = field(default_factory=list)
     chunks: list[Chunk] = field(init=False, repr=False)
     lexical: Bm25 = field(init=False, repr=False)
-    """BM25 over every segment's chunks with corpus-wide statistics."""
+    """BM25 over every segment's live chunks with corpus-wide statistics."""
     starts: list[int] = field(init=False, repr=False)
     """The first row of each segment, and the row count at the end."""
+    live: list[np.ndarray | None] = field(init=False, repr=False)
+    """Per segment, the places of its live chunks in its files (None: all are live)."""
     row_of: dict[str, int] = field(init=False, repr=False)
     _sentence_terms: dict[int, list[frozenset[str]]] = field(init=False, repr=False)
+    _hidden: list[Any] = field(init=False, repr=False)
     document_rows: dict[str, list[int]] = field(init=False, repr=False)
     """The chunk rows of each document, in index order."""
 
     def __post_init__(self) -> None:
-        self.chunks = [chunk for segment in self.segments for chunk in segment.chunks]
-        self.starts = [0, *np.cumsum([len(s.chunks) for s in self.segments]).tolist()]
-        self.lexical = Bm25([segment.terms for segment in self.segments])
+        dropped = self.dropped or [frozenset()] * len(self.segments)
+        self.live, self._hidden, self.chunks = [], [], []
+        terms, counts = [], []
+        for segment, names in zip(self.segments, dropped, strict=True):
+            live = _live_rows(segment, names)
+            self.live.append(live)
+            self._hidden.append(_hidden_selector(segment, live))
+            chunks = segment.chunks if live is None else [segment.chunks[r] for r in live.tolist()]
+            self.chunks += chunks
+            counts.append(len(chunks))
+            terms.append(segment.terms if live is None else segment.terms.rows(live))
+        self.starts = [0, *np.cumsum(counts).tolist()]
+        self.lexical = Bm25(terms)
         self.row_of = {chunk.id: row for row, chunk in enumerate(self.chunks)}
         self.document_rows = {}
         for row, chunk in enumerate(self.chunks):
@@ -124,9 +139,10 @@ class Index:
         return np.array(sorted(rows), dtype=np.int64)
 
     def locate(self, row: int) -> tuple[Segment, int]:
-        """The segment holding a row, and the row's place in it."""
+        """The segment holding a row, and the chunk's place in the segment's files."""
         at = bisect.bisect_right(self.starts, row) - 1
-        return self.segments[at], row - self.starts[at]
+        local, live = row - self.starts[at], self.live[at]
+        return self.segments[at], local if live is None else int(live[local])
 
     def passage_vector(self, row: int) -> np.ndarray:
         """The passage vector of a chunk."""
@@ -145,13 +161,17 @@ class Index:
         """The rows of the n chunks closest to the vector, best first, with their cosine
         (among the rows `only`, when given): each segment's n best, merged."""
         found: list[tuple[float, int]] = []
-        for segment, first, end in zip(self.segments, self.starts, self.starts[1:], strict=False):
+        ends = self.starts[1:]
+        parts = zip(self.segments, self.live, self._hidden, self.starts[:-1], ends, strict=True)
+        for segment, live, hidden, first, end in parts:
             local = None
             if only is not None:
                 local = only[(only >= first) & (only < end)] - first
                 if not len(local):
                     continue
-            scores, rows = search_vectors(segment.dense, vector, n, local)
+                local = local if live is None else live[local]
+            scores, places = search_vectors(segment.dense, vector, n, local, hidden)
+            rows = places if live is None else np.searchsorted(live, places).tolist()
             found += [(score, row + first) for score, row in zip(scores, rows, strict=True)]
         found.sort(key=lambda pair: (-pair[0], pair[1]))
         return [row for _, row in found[:n]], [score for score, _ in found[:n]]
@@ -169,24 +189,49 @@ class Index:
         return terms
 
 
+def _live_rows(segment: Segment, dropped: frozenset[str]) -> np.ndarray | None:
+    """The places of a segment's chunks not of a dropped document; None when all are."""
+    if not dropped:
+        return None
+    kept = [row for row, chunk in enumerate(segment.chunks) if chunk.document not in dropped]
+    return np.array(kept, dtype=np.int64)
+
+
+def _hidden_selector(segment: Segment, live: np.ndarray | None) -> Any:
+    """A FAISS selector that skips a segment's dropped chunks (kept for every search), or
+    None when none is dropped."""
+    if live is None:
+        return None
+    import faiss
+
+    mask = np.ones(len(segment.chunks), dtype=bool)
+    mask[live] = False
+    return faiss.IDSelectorNot(faiss.IDSelectorBatch(np.flatnonzero(mask)))
+
+
 def search_vectors(
-    dense: Any, vector: np.ndarray, n: int, only: np.ndarray | None = None
+    dense: Any,
+    vector: np.ndarray,
+    n: int,
+    only: np.ndarray | None = None,
+    hidden: Any = None,
 ) -> tuple[list[float], list[int]]:
-    """The n rows of one FAISS index closest to the vector (among the rows `only`, when
-    given: FAISS skips the others inside the search, so n are still found)."""
-    if only is None:
+    """The n rows of one FAISS index closest to the vector, among the rows `only` when
+    given, else skipping those `hidden` selects out: FAISS skips them inside the search, so
+    n are still found."""
+    import faiss as faiss_module
+
+    faiss: Any = faiss_module  # its type stubs lack the search parameter classes
+    selector = faiss.IDSelectorBatch(only) if only is not None else hidden
+    if selector is None:
         scores, rows = dense.search(vector.reshape(1, -1), min(n, dense.ntotal))
     else:
-        import faiss as faiss_module
-
-        faiss: Any = faiss_module  # its type stubs lack the search parameter classes
-        selector = faiss.IDSelectorBatch(only)  # referenced until the search ends
         params = (
             faiss.SearchParametersHNSW(sel=selector, efSearch=dense.hnsw.efSearch)
             if isinstance(dense, faiss.IndexHNSW)
             else faiss.SearchParameters(sel=selector)
         )
-        count = max(1, min(n, len(only)))
+        count = max(1, min(n, len(only) if only is not None else dense.ntotal))
         scores, rows = dense.search(vector.reshape(1, -1), count, params=params)
     keep = rows[0] >= 0
     return scores[0][keep].tolist(), rows[0][keep].tolist()
@@ -346,11 +391,27 @@ def load_build(folder: Path, previous: Index | None = None) -> Index:
                 f"the index in {folder} is damaged: its vectors do not match its chunks"
             )
         segments.append(segment)
-    if sum(len(s.chunks) for s in segments) != manifest.get("chunks"):
+    dropped = [frozenset(dropped_documents(entry)) for entry in segment_entries(manifest)]
+    index = Index(segments, manifest, folder, dropped)
+    if len(index.chunks) != manifest.get("chunks"):
         raise IndexCorruptError(
             f"the index in {folder} is damaged: its parts disagree on the chunk count"
         )
-    return Index(segments, manifest, folder)
+    return index
+
+
+def dropped_documents(entry: dict[str, Any]) -> list[str]:
+    """The documents a segment entry holds in its files but the index no longer has."""
+    dropped = entry.get("dropped", [])
+    if not isinstance(dropped, list) or not all(isinstance(name, str) for name in dropped):
+        raise IndexCorruptError("the manifest's list of dropped documents is damaged")
+    return dropped
+
+
+def live_chunk_count(entry: dict[str, Any]) -> int:
+    """How many chunks of a segment entry belong to documents the index still has."""
+    sizes = dict(zip(entry.get("documents", []), entry.get("sizes", []), strict=False))
+    return int(entry["chunks"]) - sum(sizes.get(name, 0) for name in dropped_documents(entry))
 
 
 def load_segment(folder: Path, name: str) -> Segment:

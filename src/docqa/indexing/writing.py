@@ -24,6 +24,7 @@ from docqa.indexing.store import (
     HNSW_FROM,
     IndexBuildError,
     chunk_record,
+    live_chunk_count,
     make_dense_index,
     segment_stamps,
 )
@@ -78,7 +79,7 @@ def write_build(
                 entries.append(part.entry)
             else:
                 entries.append(write_segment(folder / "segments", part))
-        chunks = sum(int(entry["chunks"]) for entry in entries)
+        chunks = sum(live_chunk_count(entry) for entry in entries)
         largest = max((int(entry["chunks"]) for entry in entries), default=0)
         kind = "flat" if largest <= HNSW_FROM else "hnsw"
         manifest = manifest_for(settings, corpus, dimension, kind)
@@ -116,6 +117,7 @@ def write_segment(parent: Path, documents: list[DocumentVectors]) -> dict[str, A
         "name": name,
         "chunks": len(chunks),
         "documents": [v.chunks[0].document for v in documents],
+        "sizes": [len(v.chunks) for v in documents],
         "files": segment_stamps(folder),
     }
 
