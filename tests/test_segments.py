@@ -107,12 +107,18 @@ PARTS = {f"part{n}.txt": book(5).replace("Chapter", f"Part{n} chapter") for n in
 """Four files of five chunks, each naming its own part ("Part2"): one segment of 20."""
 
 
-def test_a_file_removed_from_a_long_segment_is_dropped_unread_and_the_others_kept(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def parts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
+    """Settings over PARTS, with segments of LONG_ROWS kept apart."""
     use_fake_embedder(monkeypatch)
     monkeypatch.setattr(segments, "SEGMENT_ROWS", LONG_ROWS)
-    settings = tiny_settings(tmp_path, PARTS)
+    return tiny_settings(tmp_path / "parts", PARTS)
+
+
+def test_a_file_removed_from_a_long_segment_is_dropped_unread_and_the_others_kept(
+    parts: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = parts
     first = load_build(update_index(settings).folder)
     assert len(first.segments) == 1
     loaded = record_loads(monkeypatch)
@@ -130,11 +136,9 @@ def test_a_file_removed_from_a_long_segment_is_dropped_unread_and_the_others_kep
 
 
 def test_an_index_with_a_dropped_file_searches_as_one_built_without_it(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    parts: Settings, tmp_path: Path
 ) -> None:
-    use_fake_embedder(monkeypatch)
-    monkeypatch.setattr(segments, "SEGMENT_ROWS", LONG_ROWS)
-    settings = tiny_settings(tmp_path / "dropped", PARTS)
+    settings = parts
     update_index(settings)
     (settings.corpus_dir / "part2.txt").unlink()
     dropped = load_build(update_index(settings).folder)
@@ -148,12 +152,8 @@ def test_an_index_with_a_dropped_file_searches_as_one_built_without_it(
     assert sorted(rows) == only.tolist()
 
 
-def test_dropping_over_a_quarter_of_a_segment_writes_it_again(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    use_fake_embedder(monkeypatch)
-    monkeypatch.setattr(segments, "SEGMENT_ROWS", LONG_ROWS)
-    settings = tiny_settings(tmp_path, PARTS)
+def test_dropping_over_a_quarter_of_a_segment_writes_it_again(parts: Settings) -> None:
+    settings = parts
     first = update_index(settings).folder
     (name,) = [e["name"] for e in read_manifest(first)["segments"]]
     (settings.corpus_dir / "part2.txt").unlink()
@@ -165,12 +165,8 @@ def test_dropping_over_a_quarter_of_a_segment_writes_it_again(
     assert entry["documents"] == ["part0.txt", "part3.txt"]
 
 
-def test_a_changed_file_of_a_long_segment_is_found_only_as_it_is_now(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    use_fake_embedder(monkeypatch)
-    monkeypatch.setattr(segments, "SEGMENT_ROWS", LONG_ROWS)
-    settings = tiny_settings(tmp_path, PARTS)
+def test_a_changed_file_of_a_long_segment_is_found_only_as_it_is_now(parts: Settings) -> None:
+    settings = parts
     update_index(settings)
     (settings.corpus_dir / "part1.txt").write_text("Part1 was rewritten.", "utf-8")
     index = load_build(update_index(settings).folder)
