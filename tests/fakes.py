@@ -14,8 +14,8 @@ import pytest
 
 from docqa.config import Settings
 from docqa.indexing.chunking import split_sentences
+from docqa.indexing.index import Index, Segment
 from docqa.indexing.lexical import TermCounts
-from docqa.indexing.store import Index, Segment
 from docqa.models import Chunk
 
 _WORD = re.compile(r"\w+")

@@ -28,9 +28,9 @@ import pytest
 from docqa.config import Settings
 from docqa.indexing.build import build_index, open_index
 from docqa.indexing.corpus import CorpusError
+from docqa.indexing.index import Index
 from docqa.indexing.manifest import FORMAT_VERSION
 from docqa.indexing.store import (
-    Index,
     IndexCorruptError,
     IndexStaleError,
     check_index,

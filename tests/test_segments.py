@@ -14,8 +14,9 @@ from docqa.answer.retrieval import dense_ranking, lexical_ranking
 from docqa.config import Settings
 from docqa.indexing import segments
 from docqa.indexing.build import update_index
+from docqa.indexing.index import Index
 from docqa.indexing.lexical import Bm25, TermCounts, tokenize
-from docqa.indexing.store import Index, load_build, read_manifest
+from docqa.indexing.store import load_build, read_manifest
 from fakes import HashedBagOfWords, tiny_settings, use_fake_embedder
 
 LONG_ROWS = 12

@@ -15,7 +15,8 @@ from docqa.answer.retrieval import Retrieval, search, weak_hits
 from docqa.config import Settings
 from docqa.indexing.build import Builder, open_index
 from docqa.indexing.embedding import Embedder
-from docqa.indexing.store import Index, Notify
+from docqa.indexing.index import Index
+from docqa.indexing.store import Notify
 from docqa.library import document_id
 from docqa.models import Answer, DocqaError, Hit
 

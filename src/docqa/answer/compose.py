@@ -29,7 +29,7 @@ from docqa.answer.reader import Reader, Reading, default_reader
 from docqa.answer.retrieval import Retrieval, ScoredSentence
 from docqa.config import Settings
 from docqa.indexing.chunking import map_to_document
-from docqa.indexing.store import Index
+from docqa.indexing.index import Index
 from docqa.models import Citation
 
 NOT_COVERED = "The documents do not say. The closest passages are listed below."

@@ -25,8 +25,8 @@ from typing import Any
 from docqa.answer.reader import Reading
 from docqa.answer.retrieval import Retrieval, ScoredSentence
 from docqa.config import Settings
+from docqa.indexing.index import Index
 from docqa.indexing.lexical import tokenize
-from docqa.indexing.store import Index
 from docqa.models import DocqaError
 
 MODEL_PATH = Path(__file__).with_name("answer_model.json")

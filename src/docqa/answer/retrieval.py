@@ -20,8 +20,8 @@ import numpy as np
 from docqa.answer.kinds import Expectation, expectation_of, fits_answer_type, spells_out
 from docqa.config import Settings
 from docqa.indexing.embedding import Embedder
+from docqa.indexing.index import Index
 from docqa.indexing.lexical import tokenize
-from docqa.indexing.store import Index
 from docqa.models import Hit
 
 # Weights chosen by a grid over the evaluation set (README, "How the defaults were chosen"):

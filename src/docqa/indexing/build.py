@@ -30,6 +30,7 @@ from docqa.indexing.corpus import (
     settled,
     stamp_of,
 )
+from docqa.indexing.index import Index
 from docqa.indexing.manifest import (
     FORMAT_VERSION,
     chunk_settings,
@@ -39,7 +40,6 @@ from docqa.indexing.manifest import (
 )
 from docqa.indexing.segments import indexed_documents, plan_segments, segments_intact
 from docqa.indexing.store import (
-    Index,
     IndexBuildError,
     IndexCorruptError,
     IndexError_,

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from docqa.indexing.index import Segment
 from docqa.indexing.store import (
-    Segment,
     dropped_documents,
     live_chunk_count,
     load_segment,
