@@ -93,10 +93,9 @@ def open_index(
             notify(f"{reason}: building it now")
         # A damaged build is rebuilt whole: its segments are not to be kept.
         force = isinstance(problem, IndexCorruptError)
+        build = builder or (lambda settings, force: update_index(settings, progress, force).folder)
         try:
-            if builder is not None:
-                return load_build(builder(settings, force))
-            return load_build(update_index(settings, progress, force).folder)
+            return load_build(build(settings, force))
         except (
             IndexBuildError,
             IndexStaleError,

@@ -113,18 +113,17 @@ class TermCounts:
         used = np.unique(counts.indices)
         columns = np.zeros(len(self.terms), dtype=np.int64)
         columns[used] = np.arange(len(used))
-        part = TermCounts([self.terms[i] for i in used.tolist()], counts)
-        return TermCounts(part.terms, _recolumn(part, columns))
+        terms = [self.terms[i] for i in used.tolist()]
+        return TermCounts(terms, _recolumn(counts, columns, len(terms)))
 
     @classmethod
     def join(cls, parts: list[TermCounts]) -> TermCounts:
         """The counts of several parts' chunks, one after another, over one vocabulary."""
         columns: dict[str, int] = {}
-        remapped = [
-            _recolumn(part, [columns.setdefault(t, len(columns)) for t in part.terms])
-            for part in parts
-        ]
-        return cls(list(columns), _stack(remapped, len(columns)))
+        mapped = [[columns.setdefault(t, len(columns)) for t in part.terms] for part in parts]
+        width = len(columns)
+        remapped = [_recolumn(p.counts, m, width) for p, m in zip(parts, mapped, strict=True)]
+        return cls(list(columns), _stack(remapped, width))
 
     def save(self, folder: Path) -> None:
         from scipy import sparse
@@ -144,12 +143,12 @@ class TermCounts:
         return cls(terms, counts)
 
 
-def _recolumn(part: TermCounts, columns: list[int] | np.ndarray) -> Any:
+def _recolumn(counts: Any, columns: list[int] | np.ndarray, width: int) -> Any:
+    """The counts with column i moved to columns[i], `width` columns wide."""
     from scipy import sparse
 
-    counts = part.counts
     indices = np.asarray(columns, dtype=np.int64)[counts.indices]
-    shape = (counts.shape[0], len(part.terms))
+    shape = (counts.shape[0], width)
     return sparse.csr_matrix((counts.data, indices, counts.indptr), shape=shape)
 
 
@@ -158,8 +157,7 @@ def _stack(parts: list[Any], width: int) -> Any:
 
     if not parts:
         return sparse.csr_matrix((0, width), dtype=np.int32)
-    resized = [sparse.csr_matrix(p, shape=(p.shape[0], width)) for p in parts]
-    return sparse.vstack(resized, format="csr", dtype=np.int32)
+    return sparse.vstack(parts, format="csr", dtype=np.int32)
 
 
 class Bm25:

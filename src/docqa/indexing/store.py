@@ -207,7 +207,7 @@ def load_build(folder: Path, previous: Index | None = None) -> Index:
     `previous` (the index answering now) holds already are taken from it, not read again."""
     manifest = read_manifest(folder)
     loaded = {segment.name: segment for segment in previous.segments} if previous else {}
-    segments = []
+    segments, dropped = [], []
     for entry in segment_entries(manifest):
         name = entry["name"]
         segment = loaded.get(name) or load_segment(folder / "segments" / name, name)
@@ -221,7 +221,7 @@ def load_build(folder: Path, previous: Index | None = None) -> Index:
                 f"the index in {folder} is damaged: its vectors do not match its chunks"
             )
         segments.append(segment)
-    dropped = [frozenset(dropped_documents(entry)) for entry in segment_entries(manifest)]
+        dropped.append(frozenset(dropped_documents(entry)))
     index = Index(segments, manifest, folder, dropped)
     if len(index.chunks) != manifest.get("chunks"):
         raise IndexCorruptError(
